@@ -1,0 +1,1 @@
+"""Media I/O through PyAV: probe, validate, decode, encode."""

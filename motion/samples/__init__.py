@@ -1,0 +1,1 @@
+"""Sample kit: a procedurally drawn performer video and character, with ground truth."""

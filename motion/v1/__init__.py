@@ -1,0 +1,1 @@
+"""Generated protobuf code for motion.v1 (make proto)."""

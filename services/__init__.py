@@ -1,0 +1,1 @@
+"""Motion Control services: pose, retarget, render, gateway."""
