@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 DATA ?= ../shared/data
 OUT ?= out
-APT_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 ffmpeg iproute2 util-linux
+APT_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 iproute2 util-linux
 STAMP := $(VENV)/.installed
 
 .PHONY: help setup apt models proto lint typecheck test test-integration bench demo helm-lint images clean

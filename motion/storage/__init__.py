@@ -1,1 +1,56 @@
-"""Object storage behind one interface: a local directory (embedded mode) or S3 through the minio SDK."""
+"""Object storage behind one interface: a local directory (embedded mode) or S3 through the minio SDK.
+
+``open_store("file:///abs/dir")`` gives a :class:`LocalStore`; ``open_store("s3://bucket")`` gives an
+:class:`S3Store` whose endpoint and credentials come from :class:`motion.settings.Settings`
+(``MOTION_S3_ENDPOINT``, ``MOTION_S3_ACCESS_KEY``, ``MOTION_S3_SECRET_KEY``, ``MOTION_S3_SECURE``,
+``MOTION_S3_REGION``).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import urllib.parse
+
+from motion.errors import InputError
+from motion.settings import Settings
+from motion.storage.base import BaseStore, KeyOrRef, ObjectStore, content_key, validate_key
+from motion.storage.local import LocalStore
+from motion.storage.s3 import S3Store
+
+__all__ = [
+    "BaseStore",
+    "KeyOrRef",
+    "LocalStore",
+    "ObjectStore",
+    "S3Store",
+    "content_key",
+    "open_store",
+    "validate_key",
+]
+
+
+def open_store(url: str | None = None, settings: Settings | None = None) -> ObjectStore:
+    """Open the store named by ``url`` (default: ``settings.effective_store_url``)."""
+    settings = settings if settings is not None else Settings.from_env()
+    url = url or settings.effective_store_url
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise InputError(
+                "storage.url", "file URLs must name a local absolute path (file:///dir)", actual=url
+            )
+        return LocalStore(pathlib.Path(urllib.parse.unquote(parsed.path)))
+    if parsed.scheme == "s3":
+        if not parsed.netloc or parsed.path not in ("", "/") or parsed.query:
+            raise InputError("storage.url", "S3 URLs name only a bucket (s3://bucket)", actual=url)
+        return S3Store(
+            parsed.netloc,
+            settings.s3_endpoint,
+            settings.s3_access_key,
+            settings.s3_secret_key,
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+        )
+    raise InputError(
+        "storage.url", "store URL must start with file:// or s3://", limit="file://|s3://", actual=url
+    )

@@ -48,7 +48,7 @@ class RigBone(_message.Message):
     def __init__(self, name: _Optional[str] = ..., parent_joint: _Optional[str] = ..., child_joint: _Optional[str] = ..., length_px: _Optional[float] = ..., rest_angle_rad: _Optional[float] = ...) -> None: ...
 
 class CharacterRig(_message.Message):
-    __slots__ = ("image_sha256", "width", "height", "joints", "bones", "mask", "texture", "background", "facing", "height_px", "mask_source", "warnings", "options_digest", "mesh", "missing_parts")
+    __slots__ = ("image_sha256", "width", "height", "joints", "bones", "mask", "texture", "background", "facing", "height_px", "mask_source", "warnings", "options_digest", "mesh", "missing_parts", "left_hand", "right_hand", "face")
     IMAGE_SHA256_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,9 @@ class CharacterRig(_message.Message):
     OPTIONS_DIGEST_FIELD_NUMBER: _ClassVar[int]
     MESH_FIELD_NUMBER: _ClassVar[int]
     MISSING_PARTS_FIELD_NUMBER: _ClassVar[int]
+    LEFT_HAND_FIELD_NUMBER: _ClassVar[int]
+    RIGHT_HAND_FIELD_NUMBER: _ClassVar[int]
+    FACE_FIELD_NUMBER: _ClassVar[int]
     image_sha256: str
     width: int
     height: int
@@ -79,4 +82,7 @@ class CharacterRig(_message.Message):
     options_digest: str
     mesh: _common_pb2.ObjectRef
     missing_parts: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, image_sha256: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., joints: _Optional[_Iterable[_Union[RigJoint, _Mapping]]] = ..., bones: _Optional[_Iterable[_Union[RigBone, _Mapping]]] = ..., mask: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., texture: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., background: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., facing: _Optional[_Union[Facing, str]] = ..., height_px: _Optional[float] = ..., mask_source: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., options_digest: _Optional[str] = ..., mesh: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., missing_parts: _Optional[_Iterable[str]] = ...) -> None: ...
+    left_hand: _containers.RepeatedCompositeFieldContainer[_common_pb2.Keypoint]
+    right_hand: _containers.RepeatedCompositeFieldContainer[_common_pb2.Keypoint]
+    face: _containers.RepeatedCompositeFieldContainer[_common_pb2.Keypoint]
+    def __init__(self, image_sha256: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., joints: _Optional[_Iterable[_Union[RigJoint, _Mapping]]] = ..., bones: _Optional[_Iterable[_Union[RigBone, _Mapping]]] = ..., mask: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., texture: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., background: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., facing: _Optional[_Union[Facing, str]] = ..., height_px: _Optional[float] = ..., mask_source: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., options_digest: _Optional[str] = ..., mesh: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., missing_parts: _Optional[_Iterable[str]] = ..., left_hand: _Optional[_Iterable[_Union[_common_pb2.Keypoint, _Mapping]]] = ..., right_hand: _Optional[_Iterable[_Union[_common_pb2.Keypoint, _Mapping]]] = ..., face: _Optional[_Iterable[_Union[_common_pb2.Keypoint, _Mapping]]] = ...) -> None: ...

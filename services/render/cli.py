@@ -1,9 +1,77 @@
-"""`motionctl` subcommands of the render service."""
+"""`motionctl` subcommands of the render service: `animate` (the whole embedded pipeline) and `render-serve`."""
 
 from __future__ import annotations
 
 import argparse
+import pathlib
+import sys
+
+from motion.cli import add_common_flags, emit
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Adds this service's subcommands (none yet)."""
+    """Adds `animate` and `render-serve`."""
+    p = sub.add_parser("animate", help="make a character image perform the motion of a reference video")
+    p.add_argument("--image", type=pathlib.Path, required=True, help="character image (PNG/JPEG)")
+    p.add_argument("--video", type=pathlib.Path, required=True, help="reference video with one performer")
+    p.add_argument("-o", "--output", type=pathlib.Path, required=True, help="output .mp4 (.webm when transparent)")
+    p.add_argument("--resolution", choices=["720p", "1080p"], default="720p", help="output short side")
+    p.add_argument("--orientation", choices=["video", "image"], default="video",
+                   help="video: keep the performer's turns (<= 30 s); image: face the way the character is drawn (<= 10 s)")
+    p.add_argument("--background", default="keep", help="keep | solid:#RRGGBB | image:PATH | transparent")
+    p.add_argument("--no-sound", action="store_true", help="drop the reference video's audio")
+    p.add_argument("--loop", action="store_true", help="blend the end into the start for seamless looping")
+    p.add_argument("--joints", type=pathlib.Path, default=None,
+                   help="manual character joints (our JSON or AnimatedDrawings char_cfg.yaml)")
+    p.add_argument("--export-skeleton", type=pathlib.Path, default=None, help="write the retargeted skeleton JSON")
+    p.add_argument("--preview", type=pathlib.Path, default=None, help="write a small side-by-side preview MP4")
+    p.add_argument("--contact-sheet", type=pathlib.Path, default=None, help="write a PNG grid of rendered frames")
+    p.add_argument("--prompt", default="", help="accepted; ignored by the deterministic renderer")
+    p.add_argument("--negative-prompt", default="", help="accepted; ignored by the deterministic renderer")
+    p.add_argument("--cfg", type=float, default=None, help="accepted; ignored by the deterministic renderer")
+    p.add_argument("--model-dir", type=pathlib.Path, default=None)
+    add_common_flags(p)
+    p.set_defaults(func=_cmd_animate)
+
+    s = sub.add_parser("render-serve", help="serve the gRPC RenderService on 127.0.0.1")
+    s.add_argument("--port", type=int, default=None)
+    s.add_argument("--store", default=None, help="object store URL (default from settings)")
+    s.set_defaults(func=_cmd_serve)
+
+
+def _cmd_animate(args: argparse.Namespace) -> int:
+    from services.render.animate import AnimateOptions, animate
+
+    opts = AnimateOptions(
+        resolution=args.resolution, orientation=args.orientation, background=args.background,
+        sound=not args.no_sound, loop=args.loop, joints=args.joints, export_skeleton=args.export_skeleton,
+        preview=args.preview, contact_sheet=args.contact_sheet, prompt=args.prompt,
+        negative_prompt=args.negative_prompt, cfg=args.cfg, model_dir=args.model_dir)
+    last = {"stage": ""}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if args.quiet or args.json:
+            return
+        if stage != last["stage"] or done == total or done % 30 == 0:
+            print(f"\r{stage}: {done}/{total}", end="", file=sys.stderr, flush=True)
+            last["stage"] = stage
+
+    res = animate(args.image, args.video, args.output, opts, progress=progress)
+    if not (args.quiet or args.json):
+        print(file=sys.stderr)
+    stages = ", ".join(f"{k} {v:.2f}s" for k, v in res.stage_s.items())
+    human = (f"wrote {res.output} ({res.width_px}x{res.height_px}, {res.frames} frames at {res.fps:g} fps, "
+             f"{res.duration_s:.2f} s) in {res.wall_s:.1f} s, real-time factor {res.real_time_factor:.2f}\n"
+             f"stages: {stages}")
+    if res.ignored_options:
+        human += f"\nignored by the deterministic renderer: {', '.join(res.ignored_options)}"
+    for w in res.warnings:
+        human += f"\nwarning: {w}"
+    emit(args, res.to_dict(), human)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from services.render.__main__ import serve
+
+    return serve(port=args.port, store_url=args.store)

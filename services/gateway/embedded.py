@@ -1,0 +1,92 @@
+"""Embedded mode: the orchestrator with in-process stages over a local-directory store.
+
+`motionctl animate` calls `run_embedded`, so the embedded output and a mesh job's output come from the
+same orchestration (same frame ranges, same joins) and are byte-identical for the same inputs.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from motion.settings import Settings
+from services.gateway.orchestrator import (
+    AnimateOptions,
+    InProcessStages,
+    Orchestrator,
+    OrchestratorResult,
+    ProgressFn,
+)
+
+
+@dataclass
+class EmbeddedResult:
+    output: pathlib.Path
+    run: OrchestratorResult
+    store: Any
+    rig_key: str
+    skeleton_key: str
+    stage_s: dict[str, float] = field(default_factory=dict)
+
+    def load_rig(self) -> Any:
+        from motion.rig import CharacterRig
+
+        return CharacterRig.load(self.store, self.rig_key)
+
+    def load_skeleton(self) -> Any:
+        from motion.skeleton import SkeletonSequence
+
+        return SkeletonSequence.from_bytes(self.store.get_bytes(self.skeleton_key))
+
+
+def run_embedded(
+    image: str | pathlib.Path,
+    video: str | pathlib.Path,
+    out: str | pathlib.Path,
+    opts: AnimateOptions | None = None,
+    *,
+    joints: str | pathlib.Path | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    settings: Settings | None = None,
+    model_dir: pathlib.Path | None = None,
+) -> EmbeddedResult:
+    """Animates `image` with the motion of `video` into `out`, all stages in this process.
+
+    Inputs are copied into the local store (content-addressed), so a second character on the same
+    reference reuses the cached skeleton, exactly as in the mesh.
+    """
+    from dataclasses import replace
+
+    from motion.storage import open_store
+
+    settings = settings or Settings.from_env()
+    # Embedded mode always works on a local directory, even when MOTION_STORE_URL names S3.
+    url = settings.store_url if settings.store_url.startswith("file://") else f"file://{settings.cache_dir / 'store'}"
+    store = open_store(url, settings)
+    opts = opts or AnimateOptions()
+    image, video = pathlib.Path(image), pathlib.Path(video)
+    image_ref = store.put_content_addressed(image.read_bytes(), "uploads/local", image.suffix.lower(), "")
+    video_ref = store.put_content_addressed(video.read_bytes(), "uploads/local", video.suffix.lower(), "")
+    if joints is not None:
+        jpath = pathlib.Path(joints)
+        jref = store.put_content_addressed(jpath.read_bytes(), "uploads/local", jpath.suffix.lower(), "")
+        opts = replace(opts, joints_override=jref.key)
+    stage_s: dict[str, float] = {}
+    marks: dict[str, float] = {}
+
+    def report(stage: str, done: int, total: int, message: str) -> None:
+        now = time.perf_counter()
+        marks.setdefault(stage, now)
+        stage_s[stage] = now - marks[stage]
+        if progress is not None:
+            progress(stage, done, total, message)
+
+    orchestrator = Orchestrator(InProcessStages(store, model_dir=model_dir or settings.model_dir), store)
+    run = orchestrator.run(image_ref, video_ref, opts, progress=report, cancel=cancel,
+                           output_path=pathlib.Path(out))
+    return EmbeddedResult(output=pathlib.Path(out), run=run, store=store, rig_key=run.rig.key,
+                          skeleton_key=run.retargeted.key, stage_s=stage_s)

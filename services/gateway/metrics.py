@@ -1,0 +1,20 @@
+"""Prometheus metrics of the gateway and the orchestrator.
+
+Durations and counters go through motion.telemetry (motion_<component>_<thing>_<unit>); the queue depth
+and jobs-by-state gauges keep the unit-less names the dashboards and the HPA use.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Gauge
+
+from motion.telemetry import counter, histogram
+
+STAGE_DURATION_S = histogram("gateway", "stage_duration", "Wall time of one orchestrator stage", labels=("stage",))
+QUEUE_DEPTH = Gauge("motion_gateway_queue_depth", "Jobs admitted by this gateway and waiting for a runner")
+JOBS = Gauge("motion_gateway_jobs", "Jobs known to this gateway by state", ["state"])
+CACHE_HITS = counter("gateway", "cache_hits", "Stage results reused from the cache", labels=("kind",))
+CACHE_MISSES = counter("gateway", "cache_misses", "Stage results computed", labels=("kind",))
+FRAMES_RENDERED = counter("gateway", "frames_rendered", "Frames rendered through the orchestrator")
+RANGE_RETRIES = counter("gateway", "range_retries", "Render ranges moved to another worker after a failure")
+JOBS_FINISHED = counter("gateway", "jobs_finished", "Jobs that reached a terminal state", labels=("state",))

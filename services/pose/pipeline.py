@@ -1,0 +1,548 @@
+"""Whole-body pose extraction (body, hands, face) around the MediaPipe legacy .tflite models.
+
+Body: pose detector (letterbox 224, [-1, 1], SSD anchors, weighted NMS) -> rotated ROI -> landmark model
+(256, [0, 1]) -> heatmap refinement -> inverse projection; the next frame's ROI comes from the smoothed
+auxiliary landmarks; when the pose flag drops we re-detect in the same frame (MediaPipe waits a frame).
+Hands (holistic style): ROI from the body's wrist/index/pinky, refined by hand_recrop, hand landmark model.
+Face: ROI from the body's face points, refined by the short-range face detector, face landmark model.
+
+Frames with no person are `SkeletonFrame.missing`; a video where no frame has a person raises
+`InputError("pose.no_person")`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import pathlib
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from types import TracebackType
+
+import numpy as np
+
+from motion.errors import InputError
+from motion.media import iter_frames, probe_video
+from motion.skeleton import (
+    N_BODY,
+    N_FACE,
+    N_HAND,
+    BodyLandmark,
+    Face,
+    FaceExpression,
+    Hand,
+    SkeletonFrame,
+    SkeletonSequence,
+)
+from services.pose import geometry as g
+from services.pose.filters import (
+    BODY_AUX_FILTER,
+    BODY_IMAGE_FILTER,
+    BODY_WORLD_FILTER,
+    LandmarkSmoother,
+    OneEuroParams,
+)
+from services.pose.models import WHEEL_SHA256, ensure_models
+from services.pose.runtime import Model, get_runtime
+
+PIPELINE_VERSION = 1
+# Hands and face in holistic use the same image-landmark filter constants as the body.
+HAND_FILTER = OneEuroParams(min_cutoff=0.05, beta=80.0)
+FACE_FILTER = OneEuroParams(min_cutoff=0.05, beta=80.0)
+# A lost person is searched near where they were for this long before we take the largest one again.
+REACQUIRE_WINDOW_S = 1.0
+ProgressFn = Callable[[int, int], None]
+FrameSink = Callable[[SkeletonFrame, np.ndarray], None]
+
+_POSE_ANCHORS = g.ssd_anchors(g.POSE_ANCHORS)
+_FACE_ANCHORS = g.ssd_anchors(g.FACE_ANCHORS)
+
+
+@dataclass
+class PoseOptions:
+    runtime: str = "litert"
+    hands: bool = True
+    face: bool = True
+    smoothing: bool = True
+    # 0 = follow the largest person; k >= 1 = the k-th person from the left where people first appear.
+    track_id: int = 0
+    min_detection_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    max_duration_s: float = 0.0  # 0 = the whole video
+    num_threads: int = 2
+
+    def validate(self) -> None:
+        for name in ("min_detection_confidence", "min_tracking_confidence"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise InputError(f"pose.{name}", f"{name} must be within [0, 1]", limit="0..1", actual=v)
+        if self.max_duration_s < 0:
+            raise InputError("pose.max_duration_s", "max_duration_s must be >= 0", limit=">=0",
+                             actual=self.max_duration_s)
+        if self.track_id < 0:
+            raise InputError("pose.track_id", "track_id must be >= 0", limit=">=0", actual=self.track_id)
+
+    def digest(self) -> str:
+        """Identifies everything that changes the output (num_threads does not)."""
+        d = asdict(self)
+        d.pop("num_threads")
+        d.update(pipeline_version=PIPELINE_VERSION, models=WHEEL_SHA256)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class _BodyResult:
+    body: np.ndarray  # (33, 5) px
+    world: np.ndarray  # (33, 5) m
+    aux: np.ndarray  # (2, 5) px
+    score: float
+    roi: g.Rect
+
+
+@dataclass
+class _Tracker:
+    roi: g.Rect | None = None
+    last_center: np.ndarray | None = None
+    last_seen_s: float = -1e9
+    track_id: int = 0
+    hand_rois: dict[str, g.Rect] = field(default_factory=dict)
+    smoothers: dict[str, LandmarkSmoother] = field(default_factory=dict)
+
+    def smoother(self, key: str, params: OneEuroParams, with_visibility: bool = True) -> LandmarkSmoother:
+        s = self.smoothers.get(key)
+        if s is None:
+            s = self.smoothers[key] = LandmarkSmoother(params, 0.1 if with_visibility else None)
+        return s
+
+    def reset_filters(self, *keys: str) -> None:
+        for k in keys:
+            if k in self.smoothers:
+                self.smoothers[k].reset()
+
+
+def sha256_file(path: str | pathlib.Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -80, 80)))
+
+
+def selfie_label_to_anatomical(p_left_selfie: float) -> str:
+    """MediaPipe's hand model labels hands as seen in a mirrored selfie image; in normal (non-mirrored)
+    video its "Left" is the performer's right hand."""
+    return "right" if p_left_selfie >= 0.5 else "left"
+
+
+def face_expression(face_px: np.ndarray) -> FaceExpression:
+    """Jaw opening, per-eye openness and head yaw/pitch/roll from the 468-point mesh (pixels, z in px)."""
+    p = face_px[:, :3].astype(np.float64)
+    face_h = float(np.linalg.norm(p[152, :2] - p[10, :2])) or 1.0
+    # Inner lips 13/14 gap over face height; ~0.15 is a wide-open mouth.
+    jaw = float(np.clip(np.linalg.norm(p[14, :2] - p[13, :2]) / face_h / 0.15, 0.0, 1.0))
+
+    def eye_open(top: int, bottom: int, inner: int, outer: int) -> float:
+        w = float(np.linalg.norm(p[outer, :2] - p[inner, :2])) or 1.0
+        # Eye aspect ratio ~0.3 when open, ~0.05 when shut.
+        return float(np.clip((np.linalg.norm(p[top, :2] - p[bottom, :2]) / w - 0.05) / 0.25, 0.0, 1.0))
+
+    # Mesh indices are the subject's own sides: 33/133/159/145 right eye, 263/362/386/374 left eye.
+    right_eye = eye_open(159, 145, 133, 33)
+    left_eye = eye_open(386, 374, 362, 263)
+    x_axis = p[263] - p[33]  # subject's right eye corner -> left eye corner (image +x when facing camera)
+    y_axis = p[152] - p[10]  # forehead -> chin (image +y)
+    x_axis /= np.linalg.norm(x_axis) or 1.0
+    y_axis -= x_axis * float(np.dot(y_axis, x_axis))
+    y_axis /= np.linalg.norm(y_axis) or 1.0
+    z_axis = np.cross(x_axis, y_axis)  # points away from the camera for a frontal face
+    r = np.stack([x_axis, y_axis, z_axis], axis=1)
+    yaw = math.degrees(math.asin(float(np.clip(-r[2, 0], -1, 1))))
+    pitch = math.degrees(math.atan2(float(r[2, 1]), float(r[2, 2])))
+    roll = math.degrees(math.atan2(float(r[1, 0]), float(r[0, 0])))
+    return FaceExpression(jaw_open=jaw, left_eye_open=left_eye, right_eye_open=right_eye,
+                          head_yaw_deg=yaw, head_pitch_deg=pitch, head_roll_deg=roll)
+
+
+def _iter_video(path: pathlib.Path, max_duration_s: float) -> Iterator[tuple[int, float, np.ndarray]]:
+    for fr in iter_frames(path, max_duration_s=max_duration_s or None):
+        yield fr.index, fr.timestamp_s, fr.rgb
+
+
+class _Prefetch:
+    """Decodes ahead in a thread with a bounded queue (bounded memory; the decoder releases the GIL)."""
+
+    _END = object()
+
+    def __init__(self, it: Iterator[tuple[int, float, np.ndarray]], depth: int = 4) -> None:
+        self._q: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._exc: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(it,), daemon=True, name="pose-decode")
+        self._thread.start()
+
+    def _run(self, it: Iterator[tuple[int, float, np.ndarray]]) -> None:
+        try:
+            for item in it:
+                while not self._stop.is_set():
+                    try:
+                        self._q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+        except BaseException as exc:  # re-raised in the consumer
+            self._exc = exc
+        finally:
+            while not self._stop.is_set():
+                try:
+                    self._q.put(self._END, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
+        while True:
+            item = self._q.get()
+            if item is self._END:
+                if self._exc is not None:
+                    raise self._exc
+                return
+            yield item  # type: ignore[misc]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class PoseExtractor:
+    """Runs the whole-body pipeline; use as a context manager (it holds models and a worker thread)."""
+
+    def __init__(self, options: PoseOptions | None = None, model_dir: str | pathlib.Path | None = None) -> None:
+        self.options = options or PoseOptions()
+        self.options.validate()
+        paths = ensure_models(model_dir)
+        rt = get_runtime(self.options.runtime, num_threads=self.options.num_threads)
+        self._pose_det: Model = rt.load(paths["pose_detection"])
+        self._pose_lm: Model = rt.load(paths["pose_landmark_full"])
+        self._hand_lm: Model | None = None
+        self._recrop: Model | None = None
+        self._face_det: Model | None = None
+        self._face_lm: Model | None = None
+        if self.options.hands:
+            self._hand_lm = rt.load(paths["hand_landmark_full"])
+            self._recrop = rt.load(paths["hand_recrop"])
+        if self.options.face:
+            self._face_det = rt.load(paths["face_detection_short_range"])
+            self._face_lm = rt.load(paths["face_landmark"])
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose-face")
+        self._tracker = _Tracker()
+        self.stats = {"detector_runs": 0, "frames": 0}
+
+    def __enter__(self) -> PoseExtractor:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    # ---- body ---------------------------------------------------------------------------------------------
+    def _detect(self, rgb: np.ndarray) -> list[g.Detection]:
+        self.stats["detector_runs"] += 1
+        img, lb = g.letterbox_image(rgb, 224)
+        x = img.astype(np.float32) * (2.0 / 255.0) - 1.0
+        boxes, scores = self._pose_det.run(x[None])
+        dets = g.decode_detections(boxes[0], scores[0], _POSE_ANCHORS, 224, 4,
+                                   self.options.min_detection_confidence)
+        return [g.detection_to_image(d, lb) for d in g.weighted_nms(dets, 0.3)]
+
+    @staticmethod
+    def _detection_roi(det: g.Detection, w: int, h: int) -> g.Rect:
+        kp = det.keypoints * np.array([w, h], np.float32)
+        return g.alignment_rect(kp[0], kp[1], math.pi / 2).transform(1.25, 1.25)
+
+    def _pick(self, dets: list[g.Detection], w: int, h: int, t_s: float) -> g.Rect | None:
+        if not dets:
+            return None
+        rois = [self._detection_roi(d, w, h) for d in dets]
+        tr = self._tracker
+        if tr.last_center is not None and t_s - tr.last_seen_s <= REACQUIRE_WINDOW_S:
+            # Re-acquire the same person: nearest to where they were, if near enough.
+            dist = [math.hypot(r.x_center - tr.last_center[0], r.y_center - tr.last_center[1]) / r.size_px
+                    for r in rois]
+            best = int(np.argmin(dist))
+            if dist[best] < 0.5:
+                return rois[best]
+        if self.options.track_id >= 1 and tr.track_id == 0:
+            order = sorted(range(len(rois)), key=lambda i: rois[i].x_center)
+            k = self.options.track_id - 1
+            if k < len(order):
+                tr.track_id = self.options.track_id
+                return rois[order[k]]
+        roi = max(rois, key=lambda r: r.size_px)
+        tr.track_id += 1 if self.options.track_id == 0 else 0
+        return roi
+
+    def _landmarks(self, rgb: np.ndarray, roi: g.Rect) -> _BodyResult | None:
+        crop = roi.crop(rgb, 256, 256)
+        outs = self._pose_lm.run((crop.astype(np.float32) * (1.0 / 255.0))[None])
+        raw, flag, _seg, heatmap, world_raw = (o[0] for o in outs)
+        score = float(flag.reshape(-1)[0])
+        if score < self.options.min_tracking_confidence:
+            return None
+        lm = raw.reshape(39, 5).astype(np.float32)
+        norm = lm.copy()
+        norm[:, :3] /= 256.0
+        norm = g.refine_from_heatmap(norm, heatmap)
+        px = roi.project(norm)
+        px[:, 3] = _sigmoid(lm[:, 3])
+        px[:, 4] = _sigmoid(lm[:, 4])
+        world = np.zeros((N_BODY, 5), np.float32)
+        world[:, :3] = g.rotate_xy(world_raw.reshape(39, 3)[:N_BODY], roi.rotation)
+        world[:, 3:] = px[:N_BODY, 3:]
+        return _BodyResult(px[:N_BODY], world, px[N_BODY:N_BODY + 2], score, roi)
+
+    def _body(self, rgb: np.ndarray, t_s: float, static: bool) -> _BodyResult | None:
+        h, w = rgb.shape[:2]
+        tr = self._tracker
+        res = None
+        if tr.roi is not None and not static:
+            res = self._landmarks(rgb, tr.roi)
+        if res is None:
+            roi = self._pick(self._detect(rgb), w, h, t_s)
+            if roi is not None:
+                res = self._landmarks(rgb, roi)
+        if res is None:
+            tr.roi = None
+            tr.hand_rois.clear()
+            tr.reset_filters("body", "world", "aux", "left_hand", "right_hand", "face")
+            return None
+        if self.options.smoothing and not static:
+            scale = res.roi.size_px
+            res.body = tr.smoother("body", BODY_IMAGE_FILTER)(res.body, t_s, scale)
+            res.world = tr.smoother("world", BODY_WORLD_FILTER)(res.world, t_s)
+            res.aux = tr.smoother("aux", BODY_AUX_FILTER, with_visibility=False)(res.aux, t_s, scale)
+        tr.roi = None if static else g.alignment_rect(res.aux[0], res.aux[1], math.pi / 2).transform(1.25, 1.25)
+        tr.last_center = np.array([res.roi.x_center, res.roi.y_center])
+        tr.last_seen_s = t_s
+        return res
+
+    # ---- hands --------------------------------------------------------------------------------------------
+    def _hand_roi(self, rgb: np.ndarray, body: np.ndarray, side: str) -> g.Rect | None:
+        if self._recrop is None:  # hands/face disabled in the options
+            return None
+        wi, pi, ii = (15, 17, 19) if side == "left" else (16, 18, 20)
+        if body[wi, 3] < 0.1:
+            return None
+        wrist, pinky, index = body[wi, :2], body[pi, :2], body[ii, :2]
+        middle = (2.0 * index + pinky) / 3.0
+        side_px = 2.0 * float(np.hypot(*(middle - wrist)))
+        if side_px < 2.0:
+            return None
+        rough = g.Rect(float(middle[0]), float(middle[1]), side_px, side_px,
+                       g.rotation_from_points(wrist, middle, math.pi / 2)).transform(2.7, 2.7, shift_y=-0.1)
+        crop = rough.crop(rgb, 256, 256)
+        (pts,) = self._recrop.run((crop.astype(np.float32) * (1.0 / 255.0))[None])
+        p = pts.reshape(2, 2) / 256.0
+        p_img = rough.project(p)
+        return g.alignment_rect(p_img[0], p_img[1], -math.pi / 2).transform(1.0, 1.0, shift_y=-0.1)
+
+    def _hand(self, rgb: np.ndarray, body: np.ndarray, side: str) -> tuple[Hand | None, float]:
+        """The performer's `side` hand and MediaPipe's raw selfie 'Left' probability (for checks)."""
+        if self._hand_lm is None:  # hands/face disabled in the options
+            return None, float("nan")
+        recrop = self._hand_roi(rgb, body, side)
+        prev = self._tracker.hand_rois.get(side)
+        # RoiTracking: keep last frame's landmark-derived ROI while the pose-derived one agrees with it;
+        # if the hand model rejects the chosen ROI, the other candidate gets a try.
+        candidates = [r for r in (recrop, prev) if r is not None]
+        if prev is not None and recrop is not None and g.rects_close(prev, recrop, 40.0, 0.2, 0.4):
+            candidates = [prev, recrop]
+        self._tracker.hand_rois.pop(side, None)
+        for roi in candidates:
+            crop = roi.crop(rgb, 224, 224)
+            raw, flag, handed, world_raw = (o[0] for o in self._hand_lm.run((crop.astype(np.float32) / 255.0)[None]))
+            score = float(flag.reshape(-1)[0])
+            if score >= 0.5:
+                break
+        else:
+            return None, float("nan")
+        lm = raw.reshape(21, 3) / 224.0
+        lm[:, 2] /= 0.4  # normalize_z of hand_landmark_cpu
+        px = np.zeros((N_HAND, 5), np.float32)
+        px[:, :3] = roi.project(lm)
+        px[:, 3] = score
+        px[:, 4] = score
+        world = np.zeros((N_HAND, 5), np.float32)
+        world[:, :3] = g.rotate_xy(world_raw.reshape(21, 3), roi.rotation)
+        world[:, 3:] = score
+        self._tracker.hand_rois[side] = g.hand_landmarks_rect(px)
+        return Hand(landmarks=px, handedness=side, score=score, world=world), float(handed.reshape(-1)[0])
+
+    # ---- face ---------------------------------------------------------------------------------------------
+    def _face_roi(self, rgb: np.ndarray, body: np.ndarray) -> g.Rect | None:
+        if self._face_det is None:  # hands/face disabled in the options
+            return None
+        pts = body[:11]
+        if float(np.mean(pts[:, 3])) < 0.3:
+            return None
+        lo, hi = pts[:, :2].min(axis=0), pts[:, :2].max(axis=0)
+        rough = g.Rect(float(lo[0] + hi[0]) / 2, float(lo[1] + hi[1]) / 2, float(hi[0] - lo[0]),
+                       float(hi[1] - lo[1]), g.rotation_from_points(pts[5], pts[2], 0.0)).transform(3.0, 3.0)
+        if rough.size_px < 4:
+            return None
+        crop = rough.crop(rgb, 128, 128, border_zero=True)
+        scores, boxes = self._face_det.run((crop.astype(np.float32) * (2.0 / 255.0) - 1.0)[None])
+        dets = g.weighted_nms(g.decode_detections(boxes[0], scores[0], _FACE_ANCHORS, 128, 6, 0.5), 0.3)
+        if not dets:
+            return None
+        det = max(dets, key=lambda d: d.score)
+        center = rough.project(np.array([[(det.box[0] + det.box[2]) / 2, (det.box[1] + det.box[3]) / 2]]))[0]
+        kps = rough.project(det.keypoints)
+        bw = float(det.box[2] - det.box[0]) * rough.width
+        bh = float(det.box[3] - det.box[1]) * rough.height
+        return g.Rect(float(center[0]), float(center[1]), bw, bh,
+                      g.rotation_from_points(kps[0], kps[1], 0.0)).transform(2.0, 2.0, shift_y=-0.1)
+
+    def _face(self, rgb: np.ndarray, body: np.ndarray) -> Face | None:
+        if self._face_lm is None:  # hands/face disabled in the options
+            return None
+        roi = self._face_roi(rgb, body)
+        if roi is None:
+            return None
+        crop = roi.crop(rgb, 192, 192)
+        mesh, flag = self._face_lm.run((crop.astype(np.float32) / 255.0)[None])
+        score = float(_sigmoid(flag.reshape(-1))[0])
+        if score < 0.5:
+            return None
+        lm = mesh.reshape(N_FACE, 3) / 192.0
+        px = np.zeros((N_FACE, 5), np.float32)
+        px[:, :3] = roi.project(lm)
+        px[:, 3:] = score
+        return Face(landmarks=px, score=score, expression=face_expression(px))
+
+    # ---- frames -------------------------------------------------------------------------------------------
+    def _frame(self, index: int, t_s: float, rgb: np.ndarray, static: bool) -> SkeletonFrame:
+        self.stats["frames"] += 1
+        res = self._body(rgb, t_s, static)
+        if res is None:
+            return SkeletonFrame.missing(index, t_s)
+        face_job = self._pool.submit(self._face, rgb, res.body) if self.options.face else None
+        hands: dict[str, Hand | None] = {"left": None, "right": None}
+        if self.options.hands:
+            for side in ("left", "right"):
+                hands[side], _ = self._hand(rgb, res.body, side)
+        face = face_job.result() if face_job is not None else None
+        smooth = self.options.smoothing and not static
+        tr = self._tracker
+        for side in ("left", "right"):
+            hand = hands[side]
+            if hand is None:
+                tr.reset_filters(f"{side}_hand")
+            elif smooth:
+                scale = float(np.ptp(hand.landmarks[:, :2], axis=0).mean()) or 1.0
+                hand.landmarks = tr.smoother(f"{side}_hand", HAND_FILTER, False)(hand.landmarks, t_s, scale)
+        if face is None:
+            tr.reset_filters("face")
+        elif smooth:
+            scale = float(np.ptp(face.landmarks[:, :2], axis=0).mean()) or 1.0
+            face.landmarks = tr.smoother("face", FACE_FILTER, False)(face.landmarks, t_s, scale)
+            face.expression = face_expression(face.landmarks)
+        l_sh, r_sh = res.world[BodyLandmark.LEFT_SHOULDER], res.world[BodyLandmark.RIGHT_SHOULDER]
+        yaw = math.degrees(math.atan2(float(l_sh[2] - r_sh[2]), float(l_sh[0] - r_sh[0])))
+        return SkeletonFrame(
+            index=index, timestamp_s=t_s, present=True, body=res.body, world=res.world,
+            left_hand=hands["left"], right_hand=hands["right"], face=face, score=res.score,
+            track_id=max(1, tr.track_id), body_yaw_deg=yaw,
+        )
+
+    def process_image(self, rgb: np.ndarray) -> SkeletonFrame:
+        """Skeleton of one still image (static mode: always detect, no smoothing)."""
+        img = np.asarray(rgb)
+        if img.ndim != 3 or img.shape[2] not in (3, 4) or img.dtype != np.uint8:
+            raise InputError("image.format", "expected an (H, W, 3|4) uint8 RGB(A) image",
+                             limit="(H, W, 3|4) uint8", actual=f"{img.shape} {img.dtype}")
+        if img.shape[2] == 4:
+            # Characters with alpha: put them on white so the detector sees a figure, not a black hole.
+            a = img[:, :, 3:4].astype(np.float32) / 255.0
+            img = (img[:, :, :3].astype(np.float32) * a + 255.0 * (1.0 - a)).astype(np.uint8)
+        self._tracker = _Tracker()
+        frame = self._frame(0, 0.0, np.ascontiguousarray(img), static=True)
+        self._tracker = _Tracker()
+        return frame
+
+    def reset(self) -> None:
+        """Forget the tracked person and the filters (the next frame starts a new video)."""
+        self._tracker = _Tracker()
+
+    def process_frame(self, rgb: np.ndarray, timestamp_s: float, index: int = 0) -> SkeletonFrame:
+        """One frame of a video in order (tracking and smoothing carry over from the previous call)."""
+        return self._frame(index, timestamp_s, np.ascontiguousarray(rgb[:, :, :3]), static=False)
+
+    def iter_video(self, path: str | pathlib.Path) -> Iterator[tuple[SkeletonFrame, np.ndarray]]:
+        """Streams (skeleton frame, RGB frame) pairs (bounded memory: decode runs a few frames ahead)."""
+        self._tracker = _Tracker()
+        prefetch = _Prefetch(_iter_video(pathlib.Path(path), self.options.max_duration_s))
+        try:
+            for index, t_s, rgb in prefetch:
+                yield self._frame(index, t_s, rgb, static=False), rgb
+        finally:
+            prefetch.close()
+
+    def process_video(self, path: str | pathlib.Path, progress: ProgressFn | None = None,
+                      frame_sink: FrameSink | None = None) -> SkeletonSequence:
+        """The whole video as a SkeletonSequence; `frame_sink(frame, rgb)` sees each frame as it is done
+        (e.g. to draw an overlay without holding the video in memory)."""
+        path = pathlib.Path(path)
+        info = _video_info(path)
+        total = int(round(info.duration_s * info.fps)) or info.frame_count
+        if self.options.max_duration_s:
+            total = min(total, int(math.ceil(self.options.max_duration_s * info.fps)))
+        frames: list[SkeletonFrame] = []
+        for frame, rgb in self.iter_video(path):
+            frames.append(frame)
+            if frame_sink is not None:
+                frame_sink(frame, rgb)
+            if progress is not None:
+                progress(len(frames), max(total, len(frames)))
+        width, height, fps = info.width, info.height, info.fps
+        if not frames:
+            raise InputError("video.corrupt", "the video has no decodable frames", limit=">=1 frame", actual=0)
+        present = sum(f.present for f in frames)
+        if present == 0:
+            raise InputError("pose.no_person", "no person was found in any frame of the video",
+                             limit=">=1 frame with a person", actual=0)
+        warnings = []
+        if present < len(frames):
+            warnings.append(f"pose.missing_frames: no person in {len(frames) - present} of {len(frames)} frames")
+        duration = info.duration_s
+        return SkeletonSequence(
+            fps=fps, width=width, height=height, frames=frames, source_sha256=sha256_file(path),
+            options_digest=self.options.digest(), source_duration_s=duration,
+            trimmed_s=max(0.0, duration - len(frames) / fps) if self.options.max_duration_s else 0.0,
+            warnings=warnings,
+        )
+
+
+@dataclass
+class _VideoFacts:
+    width: int
+    height: int
+    fps: float  # the rate iter_frames delivers (average rate capped at 60)
+    frame_count: int
+    duration_s: float
+
+
+def _video_info(path: pathlib.Path) -> _VideoFacts:
+    vi = probe_video(path)
+    return _VideoFacts(vi.width, vi.height, min(float(vi.fps), 60.0), vi.frame_count, vi.duration_s)

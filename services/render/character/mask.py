@@ -1,0 +1,238 @@
+"""The character's mask, cut-out texture and hole-filled background.
+
+Mask sources, in order: the PNG alpha channel when it is not fully opaque (``alpha``); a colour/threshold
+segmentation when the image border is a plain, near-uniform background such as paper or a studio wall
+(``threshold``); otherwise person segmentation with MediaPipe's ``selfie_segmentation`` model
+(``segmentation``).
+"""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass
+from enum import IntEnum
+
+import cv2
+import numpy as np
+
+from motion.errors import NoPersonError
+
+
+class MaskSource(IntEnum):
+    ALPHA = 1
+    THRESHOLD = 2
+    SEGMENTATION = 3
+    OVERRIDE = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass
+class MaskOptions:
+    # Border pixels whose Lab distance to the border median is below this count as background.
+    border_uniform_max: float = 20.0
+    # Fraction of border pixels that must be background for the image to count as "plain background".
+    border_plain_fraction: float = 0.8
+    # selfie_segmentation probability threshold.
+    segmentation_threshold: float = 0.5
+    # Smallest accepted character, as a fraction of the image area.
+    min_area_fraction: float = 0.01
+
+
+@dataclass
+class MaskResult:
+    mask: np.ndarray  # (H, W) uint8 0/255
+    source: MaskSource
+    border_background_fraction: float = 0.0
+
+
+def _largest_components(binary: np.ndarray, keep_fraction: float = 0.15) -> np.ndarray:
+    """Keeps the largest connected component plus any component at least keep_fraction of its size
+    (a drawing's detached hat or hand survives; specks of paper texture do not)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if n <= 1:
+        return np.zeros_like(binary)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    biggest = int(areas.max())
+    keep = [i + 1 for i, a in enumerate(areas) if a >= keep_fraction * biggest]
+    return np.where(np.isin(labels, keep), 255, 0).astype(np.uint8)
+
+
+def _fill_enclosed(fg: np.ndarray) -> np.ndarray:
+    """Fills every background region that does not touch the image border (holes inside the outline)."""
+    n, labels = cv2.connectedComponents((fg == 0).astype(np.uint8), connectivity=4)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    outside = np.isin(labels, border[border > 0])
+    return np.where(outside, 0, 255).astype(np.uint8)
+
+
+def border_background_fraction(rgb: np.ndarray, options: MaskOptions) -> float:
+    """Fraction of border pixels close (in Lab) to the border's median colour: ~1 for paper/studio walls."""
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+    b = max(2, min(rgb.shape[:2]) // 100)
+    border = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3), lab[:, :b].reshape(-1, 3),
+                             lab[:, -b:].reshape(-1, 3)])
+    med = np.median(border, axis=0)
+    return float((np.linalg.norm(border - med, axis=1) < options.border_uniform_max).mean())
+
+
+def threshold_mask(rgb: np.ndarray, options: MaskOptions | None = None) -> np.ndarray:
+    """Segments a drawing or figure on a plain background (paper, wall) by its difference from the local
+    background colour, then closes strokes into a solid silhouette."""
+    options = options or MaskOptions()
+    h, w = rgb.shape[:2]
+    scale = min(h, w) / 500.0  # kernel sizes are tuned for a ~500 px short side
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    # Adaptive threshold follows uneven lighting across a photographed page.
+    block = max(15, int(round(115 * scale)) | 1)
+    dark = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY_INV, block, 8)
+    # Coloured fills (crayon, marker) can be as light as the paper: catch them by chroma distance too.
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+    bsz = max(2, min(h, w) // 100)
+    border = np.concatenate([lab[:bsz].reshape(-1, 3), lab[-bsz:].reshape(-1, 3),
+                             lab[:, :bsz].reshape(-1, 3), lab[:, -bsz:].reshape(-1, 3)])
+    med = np.median(border, axis=0)
+    spread = np.percentile(np.linalg.norm(border - med, axis=1), 95)
+    dist = np.linalg.norm(lab - med, axis=2)
+    colour = (dist > max(3.0 * spread, 25.0)).astype(np.uint8) * 255
+    fg = cv2.bitwise_or(dark, colour)
+    k = max(3, int(round(3 * scale)) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, kernel, iterations=2)
+    fg = cv2.dilate(fg, kernel, iterations=2)
+    fg = _largest_components(fg)
+    fg = _fill_enclosed(fg)
+    # One more pixel so the outline covers the anti-aliased outer edge of the stroke (matches the
+    # AnimatedDrawings reference masks: IoU 0.96-0.99 on ../shared/data/drawings).
+    fg = cv2.dilate(fg, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    return _largest_components(fg)
+
+
+class SelfieSegmenter:
+    """MediaPipe selfie_segmentation (256x256 RGB in [0, 1] -> person probability), run with LiteRT."""
+
+    def __init__(self, model_path: pathlib.Path | None = None, num_threads: int = 2) -> None:
+        if model_path is None:
+            from services.pose.models import ensure_models
+
+            model_path = ensure_models()["selfie_segmentation"]
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interp = Interpreter(model_path=str(model_path), num_threads=num_threads)
+        self._interp.allocate_tensors()
+        inp = self._interp.get_input_details()[0]
+        self._in_index = inp["index"]
+        self._in_hw = (int(inp["shape"][1]), int(inp["shape"][2]))
+        self._out_index = self._interp.get_output_details()[0]["index"]
+
+    def probability(self, rgb: np.ndarray) -> np.ndarray:
+        """(H, W) float32 person probability at the image's size."""
+        h, w = rgb.shape[:2]
+        # Letterbox to a square so the person's proportions are kept.
+        side = max(h, w)
+        top, left = (side - h) // 2, (side - w) // 2
+        square = cv2.copyMakeBorder(rgb, top, side - h - top, left, side - w - left, cv2.BORDER_REPLICATE)
+        x = cv2.resize(square, (self._in_hw[1], self._in_hw[0]), interpolation=cv2.INTER_AREA)
+        self._interp.set_tensor(self._in_index, (x.astype(np.float32) / 255.0)[None])
+        self._interp.invoke()
+        prob = np.squeeze(self._interp.get_tensor(self._out_index)).astype(np.float32)
+        prob = cv2.resize(prob, (side, side), interpolation=cv2.INTER_LINEAR)
+        return np.ascontiguousarray(prob[top: top + h, left: left + w])
+
+
+def segmentation_mask(rgb: np.ndarray, segmenter: SelfieSegmenter | None = None,
+                      options: MaskOptions | None = None) -> np.ndarray:
+    options = options or MaskOptions()
+    segmenter = segmenter or SelfieSegmenter()
+    prob = segmenter.probability(rgb)
+    # Smooth the upsampled 256 px probability so the outline follows image edges less blockily.
+    prob = cv2.GaussianBlur(prob, (0, 0), max(1.0, min(rgb.shape[:2]) / 512.0))
+    fg = (prob > options.segmentation_threshold).astype(np.uint8) * 255
+    fg = _largest_components(fg, keep_fraction=0.3)
+    return _fill_holes(fg)
+
+
+def _fill_holes(fg: np.ndarray) -> np.ndarray:
+    contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    out = np.zeros_like(fg)
+    cv2.drawContours(out, contours, -1, 255, thickness=cv2.FILLED)
+    return out
+
+
+def has_real_alpha(image: np.ndarray) -> bool:
+    """True when the image has an alpha channel that actually hides something (not fully opaque)."""
+    return image.ndim == 3 and image.shape[2] == 4 and int(image[..., 3].min()) < 250
+
+
+def compute_mask(image: np.ndarray, options: MaskOptions | None = None,
+                 segmenter: SelfieSegmenter | None = None) -> MaskResult:
+    """The character mask by the first source that applies (see the module docstring)."""
+    options = options or MaskOptions()
+    h, w = image.shape[:2]
+    if has_real_alpha(image):
+        mask = np.where(image[..., 3] >= 128, 255, 0).astype(np.uint8)
+        result = MaskResult(_largest_components(mask, keep_fraction=0.05), MaskSource.ALPHA)
+    else:
+        rgb = np.ascontiguousarray(image[..., :3])
+        plain = border_background_fraction(rgb, options)
+        if plain >= options.border_plain_fraction:
+            result = MaskResult(threshold_mask(rgb, options), MaskSource.THRESHOLD, plain)
+        else:
+            result = MaskResult(segmentation_mask(rgb, segmenter, options), MaskSource.SEGMENTATION, plain)
+    area = float((result.mask > 0).mean())
+    if area < options.min_area_fraction:
+        raise NoPersonError("character.no_person",
+                            f"no character found in the image (mask source {result.source.label} covers "
+                            f"{area:.2%} of it)", limit=options.min_area_fraction, actual=round(area, 4))
+    del h, w
+    return result
+
+
+def clean_texture(rgb: np.ndarray, mask: np.ndarray, alpha: np.ndarray | None = None,
+                  edge_px: int = 2, bleed_px: int = 6) -> np.ndarray:
+    """RGBA cut-out with straight alpha. Colours within ``edge_px`` of the outline (mixed with the
+    background) and ``bleed_px`` beyond it are replaced by colours pushed outward from the interior, so
+    neither the alpha edge nor bilinear filtering in the renderer shows a halo of background colour."""
+    inner = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * edge_px + 1, 2 * edge_px + 1)))
+    known = (inner > 0).astype(np.float32)
+    if known.sum() == 0:
+        known = (mask > 0).astype(np.float32)
+    colour = rgb.astype(np.float32) * known[..., None]
+    out = rgb.astype(np.float32).copy()
+    for _ in range(edge_px + bleed_px):
+        num = cv2.blur(colour, (3, 3))
+        den = cv2.blur(known, (3, 3))
+        grow = (den > 1e-6) & (known == 0)
+        if not grow.any():
+            break
+        colour[grow] = num[grow] / den[grow][:, None]
+        out[grow] = colour[grow]
+        known[grow] = 1.0
+    if alpha is None:
+        # A 1 px feather so the cut-out's outline is anti-aliased.
+        alpha = cv2.GaussianBlur(mask, (3, 3), 0.7)
+    rgba = np.dstack([np.clip(out, 0, 255).astype(np.uint8), alpha.astype(np.uint8)])
+    rgba[alpha == 0, :3] = np.clip(out, 0, 255).astype(np.uint8)[alpha == 0]
+    return rgba
+
+
+def fill_background(rgb: np.ndarray, mask: np.ndarray, dilate_px: int = 7, work_side_px: int = 512) -> np.ndarray:
+    """The image with the character's hole (mask dilated by ``dilate_px``) inpainted (Telea).
+
+    Inpainting runs at ``work_side_px`` on the long side and only the hole is replaced at full size: Telea's
+    cost grows with the hole's area, and a smooth fill needs no full-resolution detail.
+    """
+    h, w = rgb.shape[:2]
+    hole = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate_px + 1, 2 * dilate_px + 1)))
+    s = min(1.0, work_side_px / max(h, w))
+    small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    small_hole = cv2.resize(hole, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
+    small_hole = cv2.dilate(small_hole, np.ones((3, 3), np.uint8))
+    filled = cv2.inpaint(small, small_hole, 5, cv2.INPAINT_TELEA)
+    big = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    out = rgb.copy()
+    out[hole > 0] = big[hole > 0]
+    return out

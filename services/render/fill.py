@@ -1,0 +1,33 @@
+"""Inpainting of what a moving limb uncovers (and of holes in backgrounds)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def inpaint_rgb(rgb: np.ndarray, hole: np.ndarray, known: np.ndarray | None = None,
+                work_side_px: int = 384) -> np.ndarray:
+    """Fills ``hole`` pixels of ``rgb`` from their surroundings; other pixels are returned unchanged.
+
+    Works at a reduced size (Telea inpainting is O(hole area x radius^2)) and then blurs the filled area
+    lightly, so large uncovered regions read as smooth skin/cloth rather than streaks. ``known`` limits
+    the source pixels (e.g. the torso only, so the arm's own colours never leak back as a ghost).
+    """
+    hole_b = hole > 0
+    if not np.any(hole_b):
+        return rgb.copy()
+    h, w = hole.shape
+    scale = min(1.0, work_side_px / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    unknown = hole_b if known is None else (hole_b | ~(known > 0))
+    small_hole = cv2.resize(unknown.astype(np.uint8) * 255, size, interpolation=cv2.INTER_NEAREST)
+    small_hole = cv2.dilate(small_hole, np.ones((3, 3), np.uint8))
+    radius = max(3, round(6 * scale * max(h, w) / 384))
+    filled = cv2.inpaint(np.ascontiguousarray(small), small_hole, radius, cv2.INPAINT_TELEA)
+    filled = cv2.GaussianBlur(filled, (0, 0), 1.5)
+    up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    out = rgb.copy()
+    out[hole_b] = up[hole_b]
+    return out

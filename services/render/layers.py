@@ -1,0 +1,196 @@
+"""Body-part layers of a character: segmentation by bone, filled torso texture, mesh and skin per layer.
+
+The torso layer covers the trunk even where an arm lay across it in the image (that area is inpainted
+from the torso alone), so a moving limb uncovers plausible torso, never a hole or a ghost of itself.
+Limb layers reach a little into the torso at their root and blend into the torso bone there, so
+shoulders and hips never open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from motion.rig import CharacterRig
+from services.render.fill import inpaint_rgb
+from services.render.mesh import Mesh, triangulate_mask
+from services.render.skin import LIMB_ROOT_BONE, Bones, Part, Skin, complete_joints, compute_skin, segment_distance
+
+
+_ROOT_JOINT = {Part.LEFT_ARM: "left_shoulder", Part.RIGHT_ARM: "right_shoulder",
+               Part.LEFT_LEG: "left_hip", Part.RIGHT_LEG: "right_hip"}
+
+
+@dataclass
+class Layer:
+    part: Part
+    mask: np.ndarray  # (H, W) bool, the pixels this layer draws
+    texture_premul: np.ndarray  # (H, W, 4) uint8, premultiplied alpha
+    mesh: Mesh
+    skin: Skin
+
+
+@dataclass
+class RigModel:
+    """Everything the rasteriser needs from a rig, built once per rig."""
+
+    width: int
+    height: int
+    joints: dict[str, np.ndarray]
+    bones: Bones
+    layers: list[Layer]
+    part_labels: np.ndarray  # (H, W) int8: Part per character pixel, -1 outside
+
+
+def _part_radius(bones: Bones, joints: dict[str, np.ndarray], height_px: float) -> dict[Part, float]:
+    """Rough half-thickness of each part, to compare distances to thick and thin bones fairly."""
+    def length(a: str, b: str, default: float) -> float:
+        if a in joints and b in joints:
+            return float(np.hypot(*(joints[b] - joints[a])))
+        return default
+
+    shoulder_w = length("left_shoulder", "right_shoulder", 0.22 * height_px)
+    hip_w = length("left_hip", "right_hip", 0.18 * height_px)
+    return {
+        Part.TORSO: max(0.5 * max(shoulder_w, hip_w), 4.0),
+        Part.LEFT_ARM: max(0.25 * length("left_shoulder", "left_elbow", 0.16 * height_px), 3.0),
+        Part.RIGHT_ARM: max(0.25 * length("right_shoulder", "right_elbow", 0.16 * height_px), 3.0),
+        Part.LEFT_LEG: max(0.28 * length("left_hip", "left_knee", 0.22 * height_px), 3.0),
+        Part.RIGHT_LEG: max(0.28 * length("right_hip", "right_knee", 0.22 * height_px), 3.0),
+    }
+
+
+def label_parts(mask: np.ndarray, bones: Bones, radius: dict[Part, float]) -> np.ndarray:
+    """Assigns every mask pixel to the part of its nearest bone (distance scaled by the part's thickness)."""
+    labels = np.full(mask.shape, -1, dtype=np.int8)
+    ys, xs = np.nonzero(mask)
+    if not len(ys) or not bones.specs:
+        labels[mask > 0] = int(Part.TORSO)
+        return labels
+    pts = np.stack([xs, ys], axis=1).astype(np.float64)
+    best = np.full(len(pts), np.inf)
+    best_part = np.zeros(len(pts), dtype=np.int8)
+    for b, spec in enumerate(bones.specs):
+        d = segment_distance(pts, bones.rest_parent[b], bones.rest_child[b]) / radius[spec.part]
+        closer = d < best
+        best[closer] = d[closer]
+        best_part[closer] = int(spec.part)
+    labels[ys, xs] = best_part
+    # Small islands (hair strands, a sleeve corner) belong to whatever surrounds them; median filtering
+    # removes them without moving the boundaries between parts much.
+    shifted = (labels + 1).astype(np.uint8)
+    smooth = cv2.medianBlur(shifted, 5).astype(np.int8) - 1
+    return np.where(mask > 0, np.where(smooth >= 0, smooth, labels), -1).astype(np.int8)
+
+
+def _trunk_polygon(joints: dict[str, np.ndarray], grow: float) -> np.ndarray | None:
+    names = ("left_shoulder", "right_shoulder", "right_hip", "left_hip")
+    if not all(n in joints for n in names):
+        return None
+    quad = np.array([joints[n] for n in names], dtype=np.float64)
+    centre = quad.mean(axis=0)
+    return np.asarray(centre + (quad - centre) * grow)
+
+
+def _premultiply(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    a = alpha.astype(np.float32) / 255.0
+    out = np.empty(rgb.shape[:2] + (4,), dtype=np.uint8)
+    out[..., :3] = np.clip(rgb.astype(np.float32) * a[..., None] + 0.5, 0, 255).astype(np.uint8)
+    out[..., 3] = alpha
+    return out
+
+
+def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigModel:
+    """Segments, fills, triangulates and skins the character's layers."""
+    h, w = rig.mask.shape[:2]
+    joints = complete_joints(rig.joints)
+    bones = Bones.for_joints(joints)
+    height_px = float(rig.height_px) if rig.height_px > 0 else float(h)
+    spacing = spacing_px if spacing_px else max(4.0, height_px / 45.0)
+    mask = rig.mask > 0
+    radius = _part_radius(bones, joints, height_px)
+    labels = label_parts(mask, bones, radius)
+    tex = rig.texture_rgba
+    alpha_src = tex[..., 3]
+    present_parts = sorted({int(p) for p in np.unique(labels) if p >= 0})
+
+    layers: list[Layer] = []
+    for p in present_parts:
+        part = Part(p)
+        own = labels == p
+        if part == Part.TORSO:
+            region = own.copy()
+            trunk = _trunk_polygon(joints, 1.12)
+            covered = np.zeros_like(own)
+            if trunk is not None:
+                poly = np.zeros((h, w), np.uint8)
+                cv2.fillConvexPoly(poly, np.round(trunk).astype(np.int32), 1)
+                covered = (poly > 0) & mask & ~own
+                region |= covered
+            rgb = inpaint_rgb(tex[..., :3], covered, known=own) if np.any(covered) else tex[..., :3]
+            alpha = np.where(covered, 255, alpha_src).astype(np.uint8)
+        else:
+            reach = max(2, round(0.3 * radius[part]))
+            grown = cv2.dilate(own.astype(np.uint8), cv2.getStructuringElement(
+                cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))) > 0
+            # Reach into the torso only around the root joint (never into another limb, never along the
+            # limb's length: torso pixels carried by a limb would swing with it as flaps).
+            near_root = np.zeros((h, w), np.uint8)
+            root_joint = _ROOT_JOINT[part]
+            if root_joint in joints:
+                cx, cy = (int(round(v)) for v in joints[root_joint])
+                cv2.circle(near_root, (cx, cy), max(3, round(1.5 * radius[part])), 1, -1)
+            region = own | (grown & mask & (labels == int(Part.TORSO)) & (near_root > 0))
+            rgb = tex[..., :3]
+            alpha = alpha_src
+        if int(region.sum()) < 16:
+            continue
+        # A soft cut where the layer ends inside the body; the silhouette keeps the texture's own alpha.
+        soft = cv2.GaussianBlur(cv2.dilate(region.astype(np.uint8) * 255, np.ones((3, 3), np.uint8)),
+                                (0, 0), 1.0)
+        layer_alpha = (alpha.astype(np.uint16) * soft.astype(np.uint16) // 255).astype(np.uint8)
+        try:
+            mesh = triangulate_mask(region, spacing)
+        except Exception:  # noqa: BLE001 - a sliver layer is dropped rather than failing the whole rig
+            continue
+        seed, allowed = _allowed_bones(mesh.vertices, labels, bones, part, radius[part])
+        skin = compute_skin(mesh.vertices, mesh.triangles, bones, allowed, scale_px=radius[part], seed=seed)
+        layers.append(Layer(part, region, _premultiply(rgb, layer_alpha), mesh, skin))
+    return RigModel(w, h, joints, bones, layers, labels)
+
+
+def _allowed_bones(vertices: np.ndarray, labels: np.ndarray, bones: Bones, part: Part,
+                   radius_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """(seed, allowed) bone masks per vertex: limbs start from their own bones (the torso overlap from
+    the root bone) and smoothing may blend the root bone into the limb's base."""
+    n_b = len(bones.specs)
+    allowed = np.zeros((len(vertices), n_b), dtype=bool)
+    own = np.array([s.part == part for s in bones.specs], dtype=bool)
+    allowed[:, own] = True
+    if part != Part.TORSO:
+        root = bones.index(LIMB_ROOT_BONE[part])
+        if root < 0:
+            root = bones.index("spine")
+        if root >= 0:
+            # Vertices in the torso overlap region hang from the torso bone.
+            h, w = labels.shape
+            x = np.clip(np.round(vertices[:, 0]).astype(int), 0, w - 1)
+            y = np.clip(np.round(vertices[:, 1]).astype(int), 0, h - 1)
+            in_torso = labels[y, x] == int(Part.TORSO)
+            seed = allowed.copy()
+            # The overlap stays with the torso; smoothing then blends it into the limb's first bone.
+            seed[in_torso] = False
+            seed[in_torso, root] = True
+            # Only around the root joint may the torso bone pull on the limb (the shoulder/hip skin).
+            first = int(own.argmax())  # BONE_SPECS lists a limb's upper bone first; its parent is the root
+            d = np.hypot(*(vertices - bones.rest_parent[first]).T) / radius_px
+            # A smooth fade (1 near the joint, 0 past 1.5 limb radii) so the shoulder skin has no kink.
+            fade = np.clip((1.5 - d) / 0.9, 0.0, 1.0)
+            allowed_f = allowed.astype(np.float64)
+            allowed_f[:, root] = fade * fade * (3 - 2 * fade)
+            return seed, allowed_f
+    if not np.any(own):
+        allowed[:] = True
+    return allowed.copy(), allowed.astype(np.float64)

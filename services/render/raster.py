@@ -1,0 +1,146 @@
+"""OpenGL rasterisation through moderngl on a headless EGL context (Mesa llvmpipe on CPU, NVIDIA on GPU).
+
+Textures are premultiplied and blended with (ONE, ONE_MINUS_SRC_ALPHA), so linear filtering and MSAA
+never produce dark halos. The projection maps pixel row 0 to the bottom of GL's viewport: GL's origin is
+bottom-left, so reading the framebuffer back then yields rows top-first without a flip copy.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from types import TracebackType
+
+import moderngl
+import numpy as np
+
+from motion.errors import FailedPreconditionError
+
+_VERTEX = """
+#version 330
+uniform vec2 u_size;
+in vec2 in_pos;
+in vec2 in_uv;
+in float in_layer;
+out vec3 v_uv;
+void main() {
+    v_uv = vec3(in_uv, in_layer);
+    gl_Position = vec4(in_pos / u_size * 2.0 - 1.0, 0.0, 1.0);
+}
+"""
+_FRAGMENT = """
+#version 330
+uniform sampler2DArray u_tex;
+in vec3 v_uv;
+out vec4 f_color;
+void main() { f_color = texture(u_tex, v_uv); }
+"""
+_BG_VERTEX = """
+#version 330
+in vec2 in_pos;
+out vec2 v_uv;
+void main() { v_uv = in_pos; gl_Position = vec4(in_pos * 2.0 - 1.0, 0.0, 1.0); }
+"""
+_BG_FRAGMENT = """
+#version 330
+uniform sampler2D u_bg;
+in vec2 v_uv;
+out vec4 f_color;
+void main() { f_color = texture(u_bg, v_uv); }
+"""
+
+# One context per process and thread is enough; creating EGL contexts repeatedly leaks in some drivers.
+_CTX_LOCK = threading.Lock()
+
+
+def create_context() -> moderngl.Context:
+    """A standalone EGL context (headless); raises FailedPreconditionError with a hint when EGL is absent."""
+    try:
+        with _CTX_LOCK:
+            device = os.environ.get("MOTION_EGL_DEVICE")
+            if device:
+                return moderngl.create_context(standalone=True, backend="egl", device_index=int(device))
+            return moderngl.create_context(standalone=True, backend="egl")
+    except Exception as exc:  # noqa: BLE001 - any EGL/driver failure means the same thing to the user
+        raise FailedPreconditionError(
+            "render.egl_unavailable: cannot create an OpenGL context through EGL "
+            f"({exc}); install libegl1 libegl-mesa0 libgl1-mesa-dri", rule="render.egl_unavailable",
+            limit="EGL + OpenGL 3.3", actual=str(exc)) from exc
+
+
+class Rasterizer:
+    """Draws textured, skinned layer meshes over a background into an RGBA frame."""
+
+    def __init__(self, width_px: int, height_px: int, layer_textures: np.ndarray, uvs: np.ndarray,
+                 layer_ids: np.ndarray, background_premul: np.ndarray | None, samples: int = 4) -> None:
+        self.width_px, self.height_px = int(width_px), int(height_px)
+        self.ctx = create_context()
+        ctx = self.ctx
+        n_layers, th, tw = layer_textures.shape[:3]
+        self._tex = ctx.texture_array((tw, th, n_layers), 4, np.ascontiguousarray(layer_textures).tobytes())
+        self._tex.build_mipmaps()
+        self._tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+        self._tex.repeat_x = self._tex.repeat_y = False
+        self._prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
+        self._prog["u_size"].value = (float(self.width_px), float(self.height_px))  # type: ignore[index,attr-defined]
+        n_v = len(uvs)
+        self._pos = ctx.buffer(reserve=max(n_v, 1) * 8)
+        static = np.concatenate([uvs.astype(np.float32), layer_ids.astype(np.float32)[:, None]], axis=1)
+        self._static = ctx.buffer(np.ascontiguousarray(static).tobytes())
+        self._index = ctx.buffer(reserve=4)
+        self._n_v = n_v
+        self._bg_vao: moderngl.VertexArray | None = None
+        self._bg_tex: moderngl.Texture | None = None
+        if background_premul is not None:
+            bh, bw = background_premul.shape[:2]
+            self._bg_tex = ctx.texture((bw, bh), 4, np.ascontiguousarray(background_premul).tobytes())
+            self._bg_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+            bg_prog = ctx.program(vertex_shader=_BG_VERTEX, fragment_shader=_BG_FRAGMENT)
+            quad = np.array([0, 0, 1, 0, 0, 1, 1, 1], dtype=np.float32)
+            self._bg_vao = ctx.vertex_array(bg_prog, [(ctx.buffer(quad.tobytes()), "2f", "in_pos")])
+        samples = min(samples, ctx.max_samples)
+        size = (self.width_px, self.height_px)
+        self._msaa = ctx.framebuffer(color_attachments=[ctx.renderbuffer(size, 4, samples=samples)])
+        self._resolved = ctx.framebuffer(color_attachments=[ctx.renderbuffer(size, 4)])
+        self._vao: moderngl.VertexArray | None = None
+        self._index_capacity = 0
+
+    def __enter__(self) -> Rasterizer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.ctx.release()
+
+    def _ensure_vao(self, n_indices: int) -> moderngl.VertexArray:
+        if self._vao is None or n_indices * 4 > self._index_capacity:
+            self._index_capacity = max(n_indices * 4, 4)
+            self._index.orphan(self._index_capacity)
+            self._vao = self.ctx.vertex_array(
+                self._prog, [(self._pos, "2f", "in_pos"), (self._static, "2f 1f", "in_uv", "in_layer")],
+                index_buffer=self._index, index_element_size=4)
+        return self._vao
+
+    def draw(self, positions_px: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """Renders one frame; triangles are drawn in ``indices`` order (back to front). Returns (H, W, 4)
+        uint8 premultiplied RGBA, row 0 at the top."""
+        ctx = self.ctx
+        self._pos.write(np.ascontiguousarray(positions_px, dtype=np.float32).tobytes())
+        idx = np.ascontiguousarray(indices, dtype=np.int32).ravel()
+        vao = self._ensure_vao(len(idx))
+        self._index.write(idx.tobytes())
+        self._msaa.use()
+        ctx.clear(0.0, 0.0, 0.0, 0.0)
+        ctx.enable(moderngl.BLEND)
+        ctx.blend_func = moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA
+        if self._bg_vao is not None and self._bg_tex is not None:
+            self._bg_tex.use(0)
+            self._bg_vao.render(moderngl.TRIANGLE_STRIP)
+        self._tex.use(0)
+        vao.render(moderngl.TRIANGLES, vertices=len(idx))
+        ctx.copy_framebuffer(self._resolved, self._msaa)
+        data = self._resolved.read(components=4, alignment=1)
+        return np.frombuffer(data, dtype=np.uint8).reshape(self.height_px, self.width_px, 4)

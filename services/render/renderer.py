@@ -1,0 +1,250 @@
+"""The deterministic renderer: skinned body-part layers, rasterised with OpenGL, composited, encoded.
+
+Every frame is a pure function of (rig, whole sequence, frame index, options), so any frame range renders
+to exactly the pixels of a full render; that is what lets a job be split over several render workers.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+
+import numpy as np
+
+from motion.errors import InputError
+from motion.media import EncoderOptions
+from motion.rig import CharacterRig
+from motion.skeleton import SkeletonFrame, SkeletonSequence
+from services.render.composite import Background, BackgroundMode, FrameGeometry, background_image, frame_geometry
+from services.render.encode import EncodeStats, encode_frames
+from services.render.layers import RigModel, build_rig_model
+from services.render.raster import Rasterizer
+from services.render.skin import Part, swap_side, bone_transforms, deform, frame_joints
+
+# A limb goes behind the torso when its joints are this far (metres, world z) behind the trunk, and comes
+# back in front only once it is clearly forward again: the gap stops layers flickering near the plane.
+BEHIND_ENTER_M = 0.10
+BEHIND_LEAVE_M = 0.03
+
+_LIMB_JOINTS = {
+    Part.LEFT_ARM: ("left_elbow", "left_wrist"),
+    Part.RIGHT_ARM: ("right_elbow", "right_wrist"),
+    Part.LEFT_LEG: ("left_knee", "left_ankle"),
+    Part.RIGHT_LEG: ("right_knee", "right_ankle"),
+}
+_TRUNK = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+
+
+@dataclass
+class RenderOptions:
+    resolution: str = "720p"  # "720p" | "1080p": the output's short side
+    background: str = "keep"  # keep | solid:#RRGGBB | image:PATH | transparent
+    width: int = 0  # explicit output size in pixels (0 = from resolution and the image's aspect)
+    height: int = 0
+    samples: int = 4  # MSAA samples for anti-aliased edges
+    encoder: EncoderOptions | None = None
+
+
+def _name_index() -> dict[str, int]:
+    from motion.skeleton import BodyLandmark
+
+    return {lm.name.lower(): int(lm) for lm in BodyLandmark}
+
+
+def source_frames(seq: SkeletonSequence) -> list[int]:
+    """For each frame, the index of the frame whose pose it shows: itself, else the nearest earlier (then
+    later) frame with a person; -1 when the sequence has none (the rest pose is shown)."""
+    present = [f.present and f.body is not None for f in seq.frames]
+    out: list[int] = []
+    last = -1
+    for i, p in enumerate(present):
+        if p:
+            last = i
+        out.append(last)
+    nxt = -1
+    for i in range(len(present) - 1, -1, -1):
+        if present[i]:
+            nxt = i
+        if out[i] < 0:
+            out[i] = nxt
+    return out
+
+
+def depth_states(seq: SkeletonSequence, parts: list[Part]) -> np.ndarray:
+    """(T, n_parts) depth keys per frame: 1 = behind the torso, -1 = in front, 0 = the torso.
+
+    Computed over the whole sequence with hysteresis, so it is the same whichever range is rendered.
+    """
+    idx = _name_index()
+    src = source_frames(seq)
+    keys = np.zeros((len(seq.frames), len(parts)), dtype=np.float64)
+    behind = {p: False for p in parts}
+    for t in range(len(seq.frames)):
+        s = src[t]
+        frame = seq.frames[s] if s >= 0 else None
+        pts = None
+        if frame is not None:
+            pts = frame.world if frame.world is not None else frame.body
+        for j, part in enumerate(parts):
+            if part == Part.TORSO:
+                continue
+            if pts is not None:
+                z = np.asarray(pts, dtype=np.float64)[:, 2]
+                if frame is not None and frame.world is None:
+                    z = z / max(float(seq.height), 1.0) * 1.7  # image z is in pixels; metres-ish scale
+                names = _LIMB_JOINTS[part]
+                if frame is not None and frame.mirrored:
+                    names = tuple(swap_side(n) for n in names)  # the layer follows the other side's joints
+                rel = float(np.mean(z[[idx[n] for n in names]]) - np.mean(z[[idx[n] for n in _TRUNK]]))
+                if behind[part] and rel < BEHIND_LEAVE_M:
+                    behind[part] = False
+                elif not behind[part] and rel > BEHIND_ENTER_M:
+                    behind[part] = True
+                # Among limbs on the same side of the torso, the farther one is drawn first.
+                keys[t, j] = (1.0 if behind[part] else -1.0) + 0.001 * float(np.clip(rel, -0.9, 0.9))
+            else:
+                keys[t, j] = -1.0
+    return keys
+
+
+class Renderer:
+    """Renders frames of a retargeted sequence with one rig; holds a GL context (a context manager)."""
+
+    def __init__(self, rig: CharacterRig, opts: RenderOptions | None = None, model: RigModel | None = None) -> None:
+        self.rig = rig
+        self.opts = opts or RenderOptions()
+        self.background = Background.parse(self.opts.background)
+        self.geometry: FrameGeometry = frame_geometry(rig.width, rig.height, self.opts.resolution,
+                                                      self.opts.width, self.opts.height)
+        self.model = model if model is not None else build_rig_model(rig)
+        if not self.model.layers:
+            raise InputError("render.no_layers", "the character has no drawable body parts",
+                             limit=">= 1 layer", actual=0)
+        layers = self.model.layers
+        self.parts = [layer.part for layer in layers]
+        counts = [len(layer.mesh.vertices) for layer in layers]
+        self._vertex_offset = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._rest = np.concatenate([layer.mesh.vertices for layer in layers])
+        uvs = self._rest / np.array([rig.width, rig.height], dtype=np.float64)
+        layer_ids = np.concatenate([np.full(c, i) for i, c in enumerate(counts)])
+        self._tri = [layer.mesh.triangles.astype(np.int32) + int(self._vertex_offset[i])
+                     for i, layer in enumerate(layers)]
+        textures = np.stack([layer.texture_premul for layer in layers])
+        bg = background_image(self.background, self.geometry, rig.background_rgb)
+        self._raster = Rasterizer(self.geometry.width_px, self.geometry.height_px, textures, uvs, layer_ids,
+                                  bg, samples=self.opts.samples)
+        self._cache_key: int | None = None
+        self._src: list[int] = []
+        self._depth = np.zeros((0, len(layers)))
+
+    @property
+    def alpha(self) -> bool:
+        return self.background.mode == BackgroundMode.TRANSPARENT
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._raster.close()
+
+    # ---- per frame ---------------------------------------------------------------------------------
+    def _prepare(self, seq: SkeletonSequence) -> None:
+        key = id(seq)
+        if self._cache_key != key or len(self._src) != len(seq.frames):
+            self._src = source_frames(seq)
+            self._depth = depth_states(seq, self.parts)
+            self._cache_key = key
+
+    def deformed_vertices(self, frame: SkeletonFrame | None) -> np.ndarray:
+        """All layers' vertices (V, 2) in character-image pixels for one frame (rest pose for None)."""
+        model = self.model
+        target = frame_joints(frame) if frame is not None else model.joints
+        tf = bone_transforms(model.bones, target)
+        out = np.empty_like(self._rest)
+        for i, layer in enumerate(model.layers):
+            a, b = self._vertex_offset[i], self._vertex_offset[i + 1]
+            out[a:b] = deform(layer.mesh.vertices, layer.skin, tf)
+        return out
+
+    def draw_order(self, frame_index: int | None) -> list[int]:
+        """Layer indices back to front for a frame (rest order: limbs over the torso)."""
+        if frame_index is None or not len(self._depth):
+            keys = np.array([0.0 if p == Part.TORSO else -1.0 for p in self.parts])
+        else:
+            keys = self._depth[frame_index]
+        # Stable sort on (-key, part) keeps ties deterministic.
+        return sorted(range(len(self.parts)), key=lambda i: (-float(keys[i]), int(self.parts[i])))
+
+    def render_frame(self, seq: SkeletonSequence | None, index: int | None) -> np.ndarray:
+        """One frame as (H, W, 4) uint8 straight-alpha RGBA (``seq=None``: the rest pose)."""
+        frame = None
+        if seq is not None and index is not None:
+            self._prepare(seq)
+            s = self._src[index]
+            frame = seq.frames[s] if s >= 0 else None
+        verts = self.deformed_vertices(frame)
+        g = self.geometry
+        pos = verts * g.scale + np.array(g.offset_px)
+        order = self.draw_order(index if seq is not None else None)
+        indices = np.concatenate([self._tri[i] for i in order])
+        premul = self._raster.draw(pos, indices)
+        if not self.alpha:
+            return premul
+        return unpremultiply(premul)
+
+    def render_frames(self, seq: SkeletonSequence, start: int = 0, end: int | None = None) -> Iterator[np.ndarray]:
+        """Frames [start, end) of ``seq``; each is independent of which range is asked for."""
+        stop = len(seq.frames) if end is None or end <= 0 else min(end, len(seq.frames))
+        if start < 0 or start > stop:
+            raise InputError("render.frame_range", "frame range is outside the sequence",
+                             limit=f"0 <= start <= {stop}", actual=[start, end])
+        for i in range(start, stop):
+            yield self.render_frame(seq, i)
+
+
+def unpremultiply(premul: np.ndarray) -> np.ndarray:
+    out = premul.copy()
+    a = premul[..., 3:4].astype(np.uint16)
+    nz = a[..., 0] > 0
+    rgb = (premul[..., :3].astype(np.uint16) * 255 + a // 2) // np.maximum(a, 1)
+    out[..., :3] = np.where(nz[..., None], np.minimum(rgb, 255), 0).astype(np.uint8)
+    return out
+
+
+def render_video(rig: CharacterRig, seq: SkeletonSequence, out_path: str | pathlib.Path,
+                 opts: RenderOptions | None = None, audio_from: str | pathlib.Path | None = None,
+                 start: int = 0, end: int | None = None, stats: EncodeStats | None = None,
+                 model: RigModel | None = None) -> pathlib.Path:
+    """Renders frames [start, end) and encodes them (H.264 MP4; VP9+alpha WebM for ``transparent``).
+
+    Audio from ``audio_from`` is cut to the same time span. A range render is a segment that
+    ``motion.media.concat_segments`` joins without re-encoding.
+    """
+    opts = opts or RenderOptions()
+    out = pathlib.Path(out_path)
+    stop = len(seq.frames) if end is None or end <= 0 else min(end, len(seq.frames))
+    if stop <= start:
+        raise InputError("render.frame_range", "nothing to render in the frame range",
+                         limit=f"start < {stop}", actual=[start, end])
+    with Renderer(rig, opts, model=model) as r:
+        if r.alpha and out.suffix.lower() not in (".webm", ".mov"):
+            raise InputError("output.format", "transparent output is VP9 WebM (.webm) or ProRes (.mov)",
+                             limit=".webm|.mov", actual=out.suffix)
+        # Chunked renders must start every segment on a keyframe with identical stream headers.
+        enc = opts.encoder or EncoderOptions(segment=True)
+        audio_start_s = start / seq.fps if seq.fps > 0 else 0.0
+        result = encode_frames(
+            r.render_frames(seq, start, stop), out, r.geometry.width_px, r.geometry.height_px, seq.fps,
+            audio_from=audio_from, audio_start_s=audio_start_s,
+            audio_duration_s=(stop - start) / seq.fps if seq.fps > 0 else None,
+            alpha=r.alpha, options=enc)
+    if stats is not None:
+        stats.frames, stats.render_s, stats.encode_s, stats.wall_s = (
+            result.frames, result.render_s, result.encode_s, result.wall_s)
+    return out

@@ -1,0 +1,268 @@
+"""Bones, per-frame bone transforms and skinning of 2D meshes.
+
+Each bone's transform maps its rest segment onto the frame's target segment: a rotation about the parent
+joint, a stretch along the bone axis only (foreshortening must not thin the limb) and a translation that
+puts the parent joint on its target. Vertices blend up to ``MAX_INFLUENCES`` bones. Blending is done on
+the polar parts (rotation angle and rest-space stretch) about a per-vertex pivot — the joint shared by its
+two strongest bones — so a bent elbow rotates the skin around the joint instead of averaging two positions
+(linear blending would collapse the elbow, the candy-wrapper artefact).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from motion.skeleton import BodyLandmark, SkeletonFrame
+
+MAX_INFLUENCES = 4
+
+
+class Part(IntEnum):
+    """Body-part layers (each is a separately drawn mesh)."""
+
+    TORSO = 0  # trunk, neck and head
+    LEFT_ARM = 1
+    RIGHT_ARM = 2
+    LEFT_LEG = 3
+    RIGHT_LEG = 4
+
+
+@dataclass(frozen=True)
+class BoneSpec:
+    name: str
+    parent: str
+    child: str
+    part: Part
+    min_stretch: float
+    max_stretch: float
+
+
+# The renderer's bones. Joint names are BlazePose names plus virtual joints (see ``frame_joints``).
+BONE_SPECS: tuple[BoneSpec, ...] = (
+    BoneSpec("spine", "hip_center", "shoulder_center", Part.TORSO, 0.5, 1.6),
+    BoneSpec("shoulders", "left_shoulder", "right_shoulder", Part.TORSO, 0.25, 1.6),
+    BoneSpec("hips", "left_hip", "right_hip", Part.TORSO, 0.25, 1.6),
+    # The head turns about the neck base; stretching it along the neck would distort the face.
+    BoneSpec("neck", "shoulder_center", "nose", Part.TORSO, 0.85, 1.15),
+    BoneSpec("left_upper_arm", "left_shoulder", "left_elbow", Part.LEFT_ARM, 0.3, 1.6),
+    BoneSpec("left_forearm", "left_elbow", "left_wrist", Part.LEFT_ARM, 0.3, 1.6),
+    BoneSpec("left_hand", "left_wrist", "left_hand_tip", Part.LEFT_ARM, 0.6, 1.4),
+    BoneSpec("right_upper_arm", "right_shoulder", "right_elbow", Part.RIGHT_ARM, 0.3, 1.6),
+    BoneSpec("right_forearm", "right_elbow", "right_wrist", Part.RIGHT_ARM, 0.3, 1.6),
+    BoneSpec("right_hand", "right_wrist", "right_hand_tip", Part.RIGHT_ARM, 0.6, 1.4),
+    BoneSpec("left_thigh", "left_hip", "left_knee", Part.LEFT_LEG, 0.3, 1.6),
+    BoneSpec("left_shin", "left_knee", "left_ankle", Part.LEFT_LEG, 0.3, 1.6),
+    BoneSpec("left_foot", "left_ankle", "left_foot_index", Part.LEFT_LEG, 0.5, 1.5),
+    BoneSpec("right_thigh", "right_hip", "right_knee", Part.RIGHT_LEG, 0.3, 1.6),
+    BoneSpec("right_shin", "right_knee", "right_ankle", Part.RIGHT_LEG, 0.3, 1.6),
+    BoneSpec("right_foot", "right_ankle", "right_foot_index", Part.RIGHT_LEG, 0.5, 1.5),
+)
+
+# Torso bone a limb layer hangs from (its root region blends into it, so the joint never opens).
+LIMB_ROOT_BONE = {Part.LEFT_ARM: "shoulders", Part.RIGHT_ARM: "shoulders",
+                  Part.LEFT_LEG: "hips", Part.RIGHT_LEG: "hips"}
+
+
+def complete_joints(joints: dict[str, tuple[float, float]]) -> dict[str, np.ndarray]:
+    """Joint positions as arrays plus the virtual joints the bones use (centres, hand tips)."""
+    out = {k: np.asarray(v, dtype=np.float64)[:2] for k, v in joints.items()}
+    for centre, a, b in (("hip_center", "left_hip", "right_hip"),
+                         ("shoulder_center", "left_shoulder", "right_shoulder")):
+        if centre not in out and a in out and b in out:
+            out[centre] = (out[a] + out[b]) / 2.0
+    for side in ("left", "right"):
+        tips = [out[f"{side}_{n}"] for n in ("index", "pinky") if f"{side}_{n}" in out]
+        if tips and f"{side}_hand_tip" not in out:
+            out[f"{side}_hand_tip"] = np.mean(tips, axis=0)
+    return out
+
+
+def frame_joints(frame: SkeletonFrame) -> dict[str, np.ndarray]:
+    """Target joints of one retargeted frame (character pixels)."""
+    if frame.body is None:
+        return {}
+    body = np.asarray(frame.body, dtype=np.float64)
+    joints = {lm.name.lower(): body[int(lm), :2] for lm in BodyLandmark}
+    out = complete_joints({k: (float(v[0]), float(v[1])) for k, v in joints.items()})
+    # The hand's own landmarks give its orientation more reliably than the body's index/pinky points.
+    for side, hand in (("left", frame.left_hand), ("right", frame.right_hand)):
+        if hand is not None and hand.landmarks is not None and float(hand.score) > 0.3:
+            lm = np.asarray(hand.landmarks, dtype=np.float64)
+            direction = lm[9, :2] - lm[0, :2]  # wrist -> middle finger MCP
+            n = float(np.hypot(*direction))
+            if n > 1e-6 and f"{side}_wrist" in out and f"{side}_hand_tip" in out:
+                length = float(np.hypot(*(out[f"{side}_hand_tip"] - out[f"{side}_wrist"])))
+                out[f"{side}_hand_tip"] = out[f"{side}_wrist"] + direction / n * length
+    if frame.mirrored:
+        # Facing away from the drawn side (see services/retarget): joints are the true projection, so the
+        # anatomical left arm is on the image's left. The character's image-left limbs follow it, i.e. the
+        # drawing is shown mirrored about the body's axis instead of its arms crossing over its chest.
+        out = {swap_side(k): v for k, v in out.items()}
+    return out
+
+
+def swap_side(name: str) -> str:
+    if name.startswith("left_"):
+        return "right_" + name[5:]
+    if name.startswith("right_"):
+        return "left_" + name[6:]
+    return name
+
+
+@dataclass
+class Bones:
+    """The bones a rig supports and their rest geometry."""
+
+    specs: list[BoneSpec]
+    rest_parent: np.ndarray  # (B, 2)
+    rest_child: np.ndarray  # (B, 2)
+
+    @classmethod
+    def for_joints(cls, joints: dict[str, np.ndarray]) -> Bones:
+        specs = [s for s in BONE_SPECS if s.parent in joints and s.child in joints
+                 and float(np.hypot(*(joints[s.child] - joints[s.parent]))) > 1.0]
+        rp = np.array([joints[s.parent] for s in specs], dtype=np.float64).reshape(-1, 2)
+        rc = np.array([joints[s.child] for s in specs], dtype=np.float64).reshape(-1, 2)
+        return cls(specs, rp, rc)
+
+    def index(self, name: str) -> int:
+        for i, s in enumerate(self.specs):
+            if s.name == name:
+                return i
+        return -1
+
+
+@dataclass
+class BoneTransforms:
+    angle_rad: np.ndarray  # (B,) rotation
+    stretch: np.ndarray  # (B, 2, 2) symmetric stretch in rest space
+    linear: np.ndarray  # (B, 2, 2) rotation @ stretch
+    offset: np.ndarray  # (B, 2)
+
+
+def _rot(angle: np.ndarray) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)
+
+
+def bone_transforms(bones: Bones, target: dict[str, np.ndarray]) -> BoneTransforms:
+    """Transforms taking each rest bone onto its target (bones without targets keep the spine's motion)."""
+    n = len(bones.specs)
+    rd = bones.rest_child - bones.rest_parent
+    rest_len = np.hypot(rd[:, 0], rd[:, 1])
+    rest_dir = rd / rest_len[:, None]
+    angle = np.zeros(n)
+    s = np.ones(n)
+    tp = bones.rest_parent.copy()
+    for i, spec in enumerate(bones.specs):
+        if spec.parent in target and spec.child in target:
+            d = target[spec.child] - target[spec.parent]
+            length = float(np.hypot(*d))
+            if length > 1e-6:
+                angle[i] = np.arctan2(d[1], d[0]) - np.arctan2(rd[i, 1], rd[i, 0])
+                s[i] = np.clip(length / rest_len[i], spec.min_stretch, spec.max_stretch)
+            tp[i] = target[spec.parent]
+    angle = (angle + np.pi) % (2 * np.pi) - np.pi
+    outer = rest_dir[:, :, None] * rest_dir[:, None, :]
+    stretch = np.eye(2)[None] + (s - 1.0)[:, None, None] * outer
+    linear = _rot(angle) @ stretch
+    offset = tp - np.einsum("bij,bj->bi", linear, bones.rest_parent)
+    return BoneTransforms(angle, stretch, linear, offset)
+
+
+@dataclass
+class Skin:
+    """Per-vertex influences: bone indices and weights (rows sum to 1), plus the blending pivot."""
+
+    bone_index: np.ndarray  # (V, K) int32
+    weight: np.ndarray  # (V, K) float64, sorted by decreasing weight
+    pivot: np.ndarray  # (V, 2) rest-space pivot
+
+
+def segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance of each point (N,2) to the segment a-b."""
+    ab = b - a
+    t = np.clip(((points - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+    closest = a + t[:, None] * ab
+    return np.asarray(np.hypot(*(points - closest).T))
+
+
+def compute_skin(vertices: np.ndarray, triangles: np.ndarray, bones: Bones, allowed: np.ndarray,
+                 scale_px: float, smoothing_iterations: int = 4, seed: np.ndarray | None = None) -> Skin:
+    """Weights from inverse distance to the allowed bones, smoothed over the mesh's edges.
+
+    ``allowed`` is (V, B) in [0, 1] (bool or a smooth falloff): how much each bone may move each vertex (a limb's own bones; its root
+    region also the torso bone it hangs from). ``seed`` (default ``allowed``) restricts the initial
+    weights; smoothing then spreads them within ``allowed``. ``scale_px`` sets the blend width at joints.
+    """
+    n_v, n_b = len(vertices), len(bones.specs)
+    dist = np.stack([segment_distance(vertices, bones.rest_parent[b], bones.rest_child[b])
+                     for b in range(n_b)], axis=1) if n_b else np.zeros((n_v, 0))
+    # Steep falloff: a bone's pull is near 1 along its own length and fades within ~half a limb width
+    # past its end, so limbs stay rigid between joints and bend only at them.
+    raw = 1.0 / (1.0 + (dist / max(0.5 * scale_px, 1.0)) ** 6)
+    allowed = np.asarray(allowed, dtype=np.float64)
+    raw = raw * allowed if seed is None else raw * allowed * seed
+    raw = _normalise(raw)
+    # Laplacian smoothing over the mesh graph widens the blend where bones meet, so skin never creases.
+    if smoothing_iterations and len(triangles):
+        edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+        edges = np.concatenate([edges, edges[:, ::-1]])
+        deg = np.bincount(edges[:, 0], minlength=n_v).astype(np.float64)
+        for _ in range(smoothing_iterations):
+            acc = np.zeros_like(raw)
+            np.add.at(acc, edges[:, 0], raw[edges[:, 1]])
+            avg = acc / np.maximum(deg, 1.0)[:, None]
+            raw = (0.5 * raw + 0.5 * avg) * allowed
+            raw = _normalise(raw)
+    k = min(MAX_INFLUENCES, max(n_b, 1))
+    order = np.argsort(-raw, axis=1, kind="stable")[:, :k]
+    w = np.take_along_axis(raw, order, axis=1)
+    w = np.where(w < 0.02, 0.0, w)  # tiny influences only add jitter
+    w = _normalise(w)
+    pivot = vertices.astype(np.float64).copy()
+    if k >= 2:
+        for i, j in {(int(a), int(b)) for a, b in order[:, :2]}:
+            shared = _shared_joint(bones, i, j)
+            if shared is None:
+                continue
+            sel = (order[:, 0] == i) & (order[:, 1] == j) & (w[:, 1] > 0)
+            pivot[sel] = shared
+    return Skin(order.astype(np.int32), w, pivot)
+
+
+def _normalise(w: np.ndarray) -> np.ndarray:
+    total = w.sum(axis=1, keepdims=True)
+    out = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+    # A vertex with no allowed bone follows the first bone rigidly rather than vanishing.
+    empty = total[:, 0] <= 0
+    if np.any(empty) and w.shape[1]:
+        out[empty, 0] = 1.0
+    return out
+
+
+def _shared_joint(bones: Bones, i: int, j: int) -> np.ndarray | None:
+    a, b = bones.specs[i], bones.specs[j]
+    ends_a = {a.parent: bones.rest_parent[i], a.child: bones.rest_child[i]}
+    for name in (b.parent, b.child):
+        if name in ends_a:
+            return np.asarray(ends_a[name])
+    return None
+
+
+def deform(vertices: np.ndarray, skin: Skin, tf: BoneTransforms) -> np.ndarray:
+    """Deformed vertex positions (V, 2) for one frame's bone transforms."""
+    bi, w, q = skin.bone_index, skin.weight, skin.pivot
+    lin, off = tf.linear[bi], tf.offset[bi]  # (V,K,2,2), (V,K,2)
+    moved_pivot = np.einsum("vk,vkij,vj->vi", w, lin, q) + np.einsum("vk,vki->vi", w, off)
+    base = tf.angle_rad[bi[:, 0]]
+    delta = (tf.angle_rad[bi] - base[:, None] + np.pi) % (2 * np.pi) - np.pi
+    angle = base + np.einsum("vk,vk->v", w, delta)
+    stretch = np.einsum("vk,vkij->vij", w, tf.stretch[bi])
+    local = np.einsum("vij,vj->vi", stretch, vertices - q)
+    c, s = np.cos(angle), np.sin(angle)
+    rotated = np.stack([c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1]], axis=1)
+    return np.asarray(moved_pivot + rotated)
