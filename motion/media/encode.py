@@ -31,6 +31,7 @@ _CONTAINER_BY_SUFFIX = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".webm": "w
 _BT709 = 1  # AVCOL_SPC_BT709 / AVCOL_PRI_BT709 / AVCOL_TRC_BT709
 # swscale's SIMD paths round differently per CPU; bit-exact mode makes the RGB->YUV conversion the
 # same on every machine (about 1-2 ms more per 1080p frame), so outputs are byte-identical everywhere.
+_PAD_ROWS = 4  # zeroed rows after a frame's buffer (>= 64 bytes for any width we allow)
 _SWS_FLAGS = Interpolation.BILINEAR | Interpolation.BITEXACT | Interpolation.ACCURATE_RND
 
 
@@ -61,6 +62,22 @@ class EncoderOptions:
     # stream headers are identical, so segments rendered in parallel concatenate without re-encoding.
     segment: bool = False
     keyint_s: float = 2.0
+
+
+def _padded_yuv420p(frame: av.VideoFrame) -> av.VideoFrame:
+    """The frame in a buffer with zeroed bytes after its end.
+
+    PyAV allocates frames tightly, and x264's SIMD input copy reads a few bytes past the last
+    chroma row: without padding those bytes are whatever the heap holds, and the bitstream
+    changes from run to run. Zeroed padding keeps the output deterministic.
+    """
+    planes = frame.to_ndarray()  # (H * 3 / 2, W) I420 layout
+    buf = np.zeros((planes.shape[0] + _PAD_ROWS, planes.shape[1]), np.uint8)
+    buf[: planes.shape[0]] = planes
+    padded = av.VideoFrame.from_numpy_buffer(buf[: planes.shape[0]], format="yuv420p")
+    padded.colorspace = frame.colorspace
+    padded.color_range = frame.color_range
+    return padded
 
 
 def _container_format(path: pathlib.Path, codec: str, alpha: bool) -> tuple[str, str]:
@@ -216,6 +233,8 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
         frame = self._reformatter.reformat(frame, format=self._stream.pix_fmt, dst_colorspace=Colorspace.ITU709,
                                            dst_color_range=ColorRange.MPEG, interpolation=_SWS_FLAGS, threads=1)
+        if self._stream.pix_fmt == "yuv420p":
+            frame = _padded_yuv420p(frame)
         frame.pts = self.frames_written
         frame.time_base = self._stream.codec_context.time_base
         frame.duration = 1

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from motion.errors import InputError
-from motion.media import VideoWriter
+from motion.media import EncoderOptions, VideoWriter
 from motion.samples.camera import PinholeCamera
 from motion.samples.draw import Palette, render_background, render_frame
 from motion.samples.mannequin import (
@@ -41,6 +41,9 @@ MIN_SIDE_PX, MAX_SIDE_PX = 64, 3850
 MAX_DURATION_S = 30.0
 MAX_FPS = 60.0
 AUDIO_RATE_HZ = 44100
+# One x264 thread: with several, the bitstream was seen to change from run to run when frames arrive
+# at uneven times (rendering in between), and the kit must be byte-identical for a seed.
+_ENCODER = EncoderOptions(threads=1)
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ def write_performer_video(path: str | pathlib.Path, ground_truth_path: str | pat
         if opts.audio:
             audio_path = pathlib.Path(tmp) / "beat.wav"
             _beat_wav(audio_path, n / opts.fps, opts.seed)
-        with VideoWriter(path, opts.width, opts.height, opts.fps, audio_from=audio_path) as writer:
+        with VideoWriter(path, opts.width, opts.height, opts.fps, audio_from=audio_path, options=_ENCODER) as writer:
             for i in range(n):
                 t = i / opts.fps
                 pose = dance_pose(params, t)
@@ -239,8 +242,10 @@ def load_ground_truth(path: str | pathlib.Path) -> GroundTruth:
 
 def character_figure(width: int = 600, height: int = 900, seed: int = 0) -> tuple[np.ndarray, dict[str, list[float]]]:
     """The cartoon character: (H, W, 4) RGBA on transparency, and its 33 joints in pixels by name."""
-    dims = BodyDimensions(head_scale=1.3)
-    pose = standing_pose(dims)
+    shape_rng = np.random.default_rng(seed + 271828)
+    dims = BodyDimensions(head_scale=float(shape_rng.uniform(1.2, 1.4)))
+    pose = standing_pose(dims, arm_abduction_deg=float(shape_rng.uniform(18.0, 28.0)),
+                         stance_half_width_m=float(shape_rng.uniform(0.15, 0.2)))
     # A far camera flattens perspective (a drawing, not a photo); the figure fills ~88% of the height.
     top_m = float(pose[:, 1].max()) + 0.16 * dims.head_scale
     cam = PinholeCamera.framing(width, height, visible_width_m=1.2, visible_height_m=top_m / 0.9,
@@ -284,7 +289,7 @@ def write_empty_video(path: str | pathlib.Path, duration_s: float = 4.0, fps: fl
     background = render_background(cam, Palette.from_seed(seed)).astype(np.float32)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     n = _frame_count(duration_s, fps)
-    with VideoWriter(path, width, height, fps) as writer:
+    with VideoWriter(path, width, height, fps, options=_ENCODER) as writer:
         for i in range(n):
             cx = width * (0.5 + 0.3 * math.sin(2 * math.pi * i / max(n, 1)))
             glow = 1.0 + 0.12 * np.exp(-((xx - cx) ** 2 + (yy - height * 0.3) ** 2) / (2 * (0.2 * width) ** 2))

@@ -119,6 +119,18 @@ class ObjectStore(abc.ABC):
         """Create ``key`` only if it does not exist; True when this call created it."""
 
     @abc.abstractmethod
+    def get_with_version(self, key_or_ref: KeyOrRef) -> tuple[bytes, str]:
+        """The object's bytes and an opaque version token for ``put_if_match``."""
+
+    @abc.abstractmethod
+    def put_if_match(self, key: str, data: bytes, version: str, content_type: str = "") -> bool:
+        """Replace ``key`` only if it is still at ``version`` (compare-and-swap); True when replaced.
+
+        False when another writer changed or deleted it first: re-read and decide again. Use it for
+        read-modify-write of shared records (job state, lease renewal and takeover).
+        """
+
+    @abc.abstractmethod
     def get_bytes(self, key_or_ref: KeyOrRef, max_bytes: int | None = None) -> bytes:
         """The object's bytes; TooLargeError above ``max_bytes``; checks the ref's sha256 when set."""
 

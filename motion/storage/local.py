@@ -11,6 +11,8 @@ validated for parity with S3 but not enforced: whoever can read the URL can read
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import pathlib
@@ -34,6 +36,10 @@ from motion.v1.common_pb2 import ObjectRef
 
 TMP_DIR_NAME = ".motion-tmp"
 COPY_CHUNK_BYTES = 1 << 20
+
+# Metadata travels with the file's inode as extended attributes (best effort: not every FS has them).
+XATTR_SHA256 = "user.motion.sha256"
+XATTR_CONTENT_TYPE = "user.motion.content_type"
 
 # Writes an object's bytes into an open temp file and returns (sha256 hex, size in bytes).
 _Writer = Callable[[BinaryIO], tuple[str, int]]
@@ -59,7 +65,7 @@ class LocalStore(ObjectStore):
     def _path(self, key: str) -> pathlib.Path:
         return self.root / validate_key(key)
 
-    def _write_temp(self, write: _Writer) -> tuple[pathlib.Path, str, int]:
+    def _write_temp(self, write: _Writer, content_type: str = "") -> tuple[pathlib.Path, str, int]:
         """Write through ``write(fh)`` into a synced temp file; returns (temp path, sha256, size)."""
         fd, tmp_name = tempfile.mkstemp(prefix="put-", suffix=".part", dir=self._tmp)
         tmp = pathlib.Path(tmp_name)
@@ -67,6 +73,7 @@ class LocalStore(ObjectStore):
             with os.fdopen(fd, "wb") as fh:
                 digest, size = write(fh)
                 fh.flush()
+                _set_meta(fh.fileno(), digest, content_type)
                 os.fsync(fh.fileno())
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -95,19 +102,28 @@ class LocalStore(ObjectStore):
 
         return write
 
-    def _commit(self, tmp: pathlib.Path, key: str) -> None:
-        dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+    def _make_parent(self, dest: pathlib.Path, key: str, tmp: pathlib.Path) -> None:
+        # A directory tree cannot hold both "a" and "a/b" (S3 can): refuse clearly, leave no temp file.
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            tmp.unlink(missing_ok=True)
+            raise InputError("storage.key", "a prefix of this key is already an object", actual=key) from None
         if dest.is_dir():
             tmp.unlink(missing_ok=True)
             raise InputError("storage.key", "object key names a prefix that holds other objects", actual=key)
+
+    def _commit(self, tmp: pathlib.Path, key: str) -> None:
+        dest = self._path(key)
+        self._make_parent(dest, key, tmp)
         os.replace(tmp, dest)
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "") -> ObjectRef:
         validate_key(key)
-        tmp, sha, size = self._write_temp(self._bytes_writer(bytes(data)))
+        ctype = content_type or guess_content_type(key)
+        tmp, sha, size = self._write_temp(self._bytes_writer(bytes(data)), ctype)
         self._commit(tmp, key)
-        return self._ref(key, sha, size, content_type or guess_content_type(key))
+        return self._ref(key, sha, size, ctype)
 
     def put_file(self, key: str, path: str | pathlib.Path, content_type: str = "") -> ObjectRef:
         validate_key(key)
@@ -116,9 +132,10 @@ class LocalStore(ObjectStore):
             raise NotFoundError(
                 f"storage.source_missing: no file at {src}", rule="storage.source_missing", path=str(src)
             )
-        tmp, sha, size = self._write_temp(self._file_writer(src))
+        ctype = content_type or guess_content_type(key)
+        tmp, sha, size = self._write_temp(self._file_writer(src), ctype)
         self._commit(tmp, key)
-        return self._ref(key, sha, size, content_type or guess_content_type(key))
+        return self._ref(key, sha, size, ctype)
 
     def put_if_absent(self, key: str, data: bytes, content_type: str = "") -> bool:
         """Create ``key`` only if nothing is there; True when this call created it."""
@@ -126,14 +143,58 @@ class LocalStore(ObjectStore):
         dest = self._path(key)
         if dest.exists():
             return False
-        tmp, _, _ = self._write_temp(self._bytes_writer(bytes(data)))
+        tmp, _, _ = self._write_temp(self._bytes_writer(bytes(data)), content_type or guess_content_type(key))
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._make_parent(dest, key, tmp)
             # link() refuses an existing target atomically, and the linked file is already complete.
             os.link(tmp, dest)
             return True
         except FileExistsError:
             return False
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _key_lock(self, key: str) -> Iterator[None]:
+        """An exclusive advisory lock per key, shared by every process using this directory."""
+        lock_dir = self._tmp / "locks"
+        lock_dir.mkdir(exist_ok=True)
+        lock_path = lock_dir / (hashlib.sha256(key.encode()).hexdigest()[:40] + ".lock")
+        with open(lock_path, "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def get_with_version(self, key_or_ref: KeyOrRef) -> tuple[bytes, str]:
+        """Bytes and their sha256 (the version token of the local store)."""
+        data = self.get_bytes(key_or_ref)
+        return data, hashlib.sha256(data).hexdigest()
+
+    def put_if_match(self, key: str, data: bytes, version: str, content_type: str = "") -> bool:
+        """Replace ``key`` only if its content still hashes to ``version``; True when replaced.
+
+        Atomic against other ``put_if_match`` callers (a per-key file lock); plain ``put_bytes`` and
+        ``delete`` do not take the lock, so shared records should only be changed through this method.
+        """
+        if not version:
+            raise InputError(
+                "storage.version", "put_if_match needs the version from get_with_version", actual=version
+            )
+        validate_key(key)
+        dest = self._path(key)
+        tmp, _, _ = self._write_temp(self._bytes_writer(bytes(data)), content_type or guess_content_type(key))
+        try:
+            with self._key_lock(key):
+                try:
+                    current, _ = sha256_file(dest)
+                except (FileNotFoundError, IsADirectoryError):
+                    return False
+                if current != version:
+                    return False
+                os.replace(tmp, dest)
+                return True
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -175,9 +236,16 @@ class LocalStore(ObjectStore):
         return dest
 
     def stat(self, key_or_ref: KeyOrRef) -> ObjectRef:
-        """Size and content type (guessed from the key); the sha256 is left empty (not stored locally)."""
+        """Size, plus the sha256 and content type recorded at write time (extended attributes).
+
+        Where the filesystem keeps no xattrs (or the file was not written by this store) the sha256
+        is empty and the content type is guessed from the key.
+        """
         key, path = self._existing(key_or_ref)
-        return self._ref(key, "", path.stat().st_size, guess_content_type(key) or DEFAULT_CONTENT_TYPE)
+        sha, ctype = _get_meta(path)
+        return self._ref(
+            key, sha, path.stat().st_size, ctype or guess_content_type(key) or DEFAULT_CONTENT_TYPE
+        )
 
     def exists(self, key_or_ref: KeyOrRef) -> bool:
         return (self.root / self._key(key_or_ref)).is_file()
@@ -207,3 +275,20 @@ class LocalStore(ObjectStore):
     def presign_get(self, key_or_ref: KeyOrRef, expires_s: int = 3600) -> str:
         validate_expires(expires_s)
         return (self.root / self._key(key_or_ref)).as_uri()
+
+
+def _set_meta(fd: int, sha256_hex: str, content_type: str) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        os.setxattr(fd, XATTR_SHA256, sha256_hex.encode())
+        if content_type:
+            os.setxattr(fd, XATTR_CONTENT_TYPE, content_type.encode())
+
+
+def _get_meta(path: pathlib.Path) -> tuple[str, str]:
+    values = []
+    for name in (XATTR_SHA256, XATTR_CONTENT_TYPE):
+        try:
+            values.append(os.getxattr(path, name).decode())
+        except (OSError, AttributeError):
+            values.append("")
+    return values[0], values[1]

@@ -188,16 +188,44 @@ class S3Store(ObjectStore):
 
     def put_if_absent(self, key: str, data: bytes, content_type: str = "") -> bool:
         """Create ``key`` only if nothing is there (``If-None-Match: *``); True when this call created it."""
+        return self._conditional_put(key, data, content_type, {"If-None-Match": "*"})
+
+    def get_with_version(self, key_or_ref: KeyOrRef) -> tuple[bytes, str]:
+        """Bytes and ETag, read in one GET so they belong together."""
+        key = self._key(key_or_ref)
+        with self._errors(key):
+            response = self.client.get_object(self._bucket, key)
+            try:
+                data = response.read()
+                etag = str(response.headers.get("ETag", "")).strip('"')
+            finally:
+                response.close()
+                response.release_conn()
+        return self._verify(key_or_ref, data), etag
+
+    def put_if_match(self, key: str, data: bytes, version: str, content_type: str = "") -> bool:
+        """Replace ``key`` only if its ETag is still ``version`` (``If-Match``); True when replaced."""
+        if not version:
+            raise InputError(
+                "storage.version", "put_if_match needs the version from get_with_version", actual=version
+            )
+        try:
+            return self._conditional_put(key, data, content_type, {"If-Match": f'"{version}"'})
+        except NotFoundError:
+            return False  # deleted meanwhile: the caller's view is stale, like a changed version
+
+    def _conditional_put(self, key: str, data: bytes, content_type: str, condition: dict[str, str]) -> bool:
         validate_key(key)
         data = bytes(data)
         headers: dict[str, str | list[str] | tuple[str]] = {
             "Content-Type": content_type or guess_content_type(key),
-            "If-None-Match": "*",
             SHA256_META: hashlib.sha256(data).hexdigest(),
+            **condition,
         }
         for attempt in range(_CONDITIONAL_RETRIES):
             with self._errors(key):
                 try:
+                    # The public put_object cannot send conditional headers; _put_object is a plain signed PUT.
                     self.client._put_object(self._bucket, key, data, headers=headers)
                     return True
                 except S3Error as exc:
@@ -207,7 +235,7 @@ class S3Store(ObjectStore):
                         raise
             time.sleep(0.05 * (attempt + 1))
         raise UnavailableError(
-            f"storage.conditional_conflict: conditional create of {key!r} kept conflicting",
+            f"storage.conditional_conflict: conditional write of {key!r} kept conflicting",
             rule="storage.conditional_conflict",
             limit=_CONDITIONAL_RETRIES,
             key=key,

@@ -349,30 +349,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve_gateway(args: argparse.Namespace) -> int:
-    from services.gateway.logs import setup_logging
+    import threading
+
+    from motion.telemetry import configure_from_settings
     from services.gateway.server import GatewayConfig, GatewayServer
 
     settings = _settings(args)
-    setup_logging(settings.log_level, settings.log_json)
+    configure_from_settings(settings)
     config = GatewayConfig.from_env()
     if args.in_process:
         config.in_process = True
     server = GatewayServer(settings, config)
-    stop_requested = []
 
     def on_signal(signum: int, _frame: Any) -> None:
-        stop_requested.append(signum)
-        # Drain on a helper thread: the signal handler must return so the server keeps answering.
-        import threading
-
+        # Drain on a helper thread: the handler must return so the server keeps answering meanwhile.
         threading.Thread(target=server.stop, name="drain", daemon=True).start()
 
     server.start()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    print(f"gateway listening on {server.settings.bind_host}:{server.port} metrics :{server.metrics_port}",
-          flush=True)
+    print(f"gateway listening on {settings.bind_host}:{server.port} metrics :{server.metrics_port}", flush=True)
+    # Returns once stop() (SIGTERM: after draining) has stopped the server.
     server.wait()
-    # wait_for_termination returns once stop() has stopped the server.
-    time.sleep(0.1)
     return 0

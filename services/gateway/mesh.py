@@ -122,7 +122,7 @@ class LocalMesh:
             for i in range(self.options.render_workers):
                 self.start_worker(f"render-{i}")
             for name in list(self.procs):
-                wait_serving(self.addrs[name], self.options.start_timeout_s, self.procs[name])
+                self._wait(name)
             self.start_gateway()
         except BaseException:
             self.stop()
@@ -175,9 +175,15 @@ class LocalMesh:
         if "gateway" not in self.addrs:
             self.addrs["gateway"] = f"{self.options.host}:{self.options.gateway_port or free_port()}"
             self.metrics_ports["gateway"] = free_port()
-        proc = self._spawn("gateway", [sys.executable, "-m", "motion.cli", "serve", "gateway"], self.gateway_env())
+        self._spawn("gateway", [sys.executable, "-m", "motion.cli", "serve", "gateway"], self.gateway_env())
         if wait:
-            wait_serving(self.addrs["gateway"], self.options.start_timeout_s, proc)
+            self._wait("gateway")
+
+    def _wait(self, name: str) -> None:
+        try:
+            wait_serving(self.addrs[name], self.options.start_timeout_s, self.procs[name])
+        except UnavailableError as exc:
+            raise UnavailableError(f"{exc.message}\n--- {name}.log ---\n{self.log_tail(name)}") from None
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.get(name)

@@ -192,17 +192,6 @@ class Stages(Protocol):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _render_options(opts: AnimateOptions, store: Any, tmp: pathlib.Path) -> Any:
-    from services.render.renderer import RenderOptions
-
-    background = opts.background
-    if background == "image":
-        path = tmp / ("background" + pathlib.Path(opts.background_image).suffix)
-        store.get_file(opts.background_image, path)
-        background = f"image:{path}"
-    return RenderOptions(resolution=opts.resolution, background=background, width=opts.width, height=opts.height)
-
-
 class InProcessStages:
     """Calls the domain code directly; used by `motionctl animate` (local-directory store)."""
 
@@ -210,6 +199,7 @@ class InProcessStages:
         self.store = store
         self.model_dir = model_dir
         self._workers = max(1, workers)
+        self._render: Any = None
 
     def render_workers(self) -> int:
         return self._workers
@@ -231,16 +221,8 @@ class InProcessStages:
         return result.skeleton
 
     def build_rig(self, image: ObjectRef, joints: ObjectRef | None = None) -> RigResult:
-        from services.render.character import analyse_character
-
-        with tempfile.TemporaryDirectory(prefix="motion-rig-") as tmp:
-            path = self.store.get_file(image, pathlib.Path(tmp) / ("image" + pathlib.Path(image.key).suffix))
-            joints_path = None
-            if joints is not None and joints.key:
-                joints_path = self.store.get_file(joints, pathlib.Path(tmp) / ("joints" + pathlib.Path(joints.key).suffix))
-            rig = analyse_character(path, joints_override=joints_path)
-        ref = rig.save(self.store)
-        return RigResult(rig=ref, warnings=list(getattr(rig, "warnings", []) or []))
+        res = self._render_worker().build_rig(image, joints if joints is not None and joints.key else None)
+        return RigResult(rig=res.rig, warnings=list(res.warnings))
 
     def retarget(self, skeleton: ObjectRef, rig: ObjectRef, opts: AnimateOptions) -> RetargetResult:
         from services.retarget.retarget import RetargetOptions
@@ -256,20 +238,16 @@ class InProcessStages:
         self, rig: ObjectRef, skeleton: ObjectRef, opts: AnimateOptions, start: int, end: int, worker: int,
         cancel: threading.Event | None = None,
     ) -> ObjectRef:
-        from motion.rig import CharacterRig
-        from motion.skeleton import SkeletonSequence
-        from services.render.renderer import render_video
+        res = self._render_worker().render_range(rig, skeleton, render_options_pb(opts), start, end)
+        return res.segment
 
-        character = CharacterRig.load(self.store, rig)
-        seq = SkeletonSequence.from_bytes(self.store.get_bytes(skeleton))
-        ext = ".webm" if opts.background == "transparent" else ".mp4"
-        with tempfile.TemporaryDirectory(prefix="motion-render-") as tmp:
-            out = pathlib.Path(tmp) / f"segment{ext}"
-            render_video(character, seq, out, _render_options(opts, self.store, pathlib.Path(tmp)),
-                         start=start, end=end)
-            return self.store.put_content_addressed(
-                out.read_bytes(), "segments", ext, "video/webm" if ext == ".webm" else "video/mp4"
-            )
+    def _render_worker(self) -> Any:
+        # One worker per stages object: it keeps the rig models of recent characters in memory.
+        if self._render is None:
+            from services.render.service import RenderWorker
+
+            self._render = RenderWorker(self.store, model_dir=self.model_dir, max_parallel=self._workers)
+        return self._render
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -370,15 +348,18 @@ class GrpcStages:
         deadlines: GrpcDeadlines | None = None,
         retry: RetryPolicy | None = None,
         render_retry: RetryPolicy | None = None,
+        ray_serve: bool = False,
     ) -> None:
         if not render:
             raise FailedPreconditionError("at least one render worker is required", limit=1, actual=0)
         self._pose = pose_service_pb2_grpc.PoseServiceStub(pose)
         self._retarget = retarget_service_pb2_grpc.RetargetServiceStub(retarget)
         self._render = [render_service_pb2_grpc.RenderServiceStub(ch) for ch in render]
-        self._metadata: tuple[tuple[str, str], ...] = (
-            ((INTERNAL_TOKEN_METADATA, internal_token),) if internal_token else ()
-        )
+        base: tuple[tuple[str, str], ...] = ((INTERNAL_TOKEN_METADATA, internal_token),) if internal_token else ()
+        # Behind Ray Serve's gRPC ingress every service shares one port; `application` picks the app.
+        self._md = {
+            name: base + ((("application", name),) if ray_serve else ()) for name in ("pose", "retarget", "render")
+        }
         self.deadlines = deadlines or GrpcDeadlines()
         self.retry = retry or RetryPolicy()
         # A range that keeps failing on one worker should move on quickly: the orchestrator retries it
@@ -407,7 +388,8 @@ class GrpcStages:
 
         def call() -> ObjectRef:
             last: pose_service_pb2.ExtractVideoResponse | None = None
-            for msg in self._pose.StreamExtractVideo(req, timeout=self.deadlines.pose_s, metadata=self._metadata):
+            for msg in self._pose.StreamExtractVideo(req, timeout=self.deadlines.pose_s,
+                                                     metadata=self._md["pose"]):
                 last = msg
                 if progress is not None and msg.HasField("progress"):
                     progress("pose", msg.progress.done, msg.progress.total, msg.progress.message)
@@ -428,7 +410,7 @@ class GrpcStages:
             stub = self._render[idx]
             try:
                 resp = call_with_retry(
-                    functools.partial(stub.BuildRig, req, timeout=self.deadlines.rig_s, metadata=self._metadata),
+                    functools.partial(stub.BuildRig, req, timeout=self.deadlines.rig_s, metadata=self._md["render"]),
                     stage="rig", policy=self.render_retry,
                 )
                 return RigResult(rig=resp.rig, warnings=list(resp.warnings))
@@ -450,7 +432,7 @@ class GrpcStages:
                                                          pin_feet=opts.pin_feet),
         )
         resp = call_with_retry(
-            lambda: self._retarget.Retarget(req, timeout=self.deadlines.retarget_s, metadata=self._metadata),
+            lambda: self._retarget.Retarget(req, timeout=self.deadlines.retarget_s, metadata=self._md["retarget"]),
             stage="retarget", policy=self.retry,
         )
         return RetargetResult(skeleton=resp.skeleton, frame_count=resp.frame_count, trimmed_s=resp.trimmed_s,
@@ -466,7 +448,7 @@ class GrpcStages:
         )
 
         def call() -> ObjectRef:
-            stream = stub.RenderRange(req, timeout=self.deadlines.render_range_s, metadata=self._metadata)
+            stream = stub.RenderRange(req, timeout=self.deadlines.render_range_s, metadata=self._md["render"])
             segment: ObjectRef | None = None
             for msg in stream:
                 if cancel is not None and cancel.is_set():

@@ -60,6 +60,8 @@ class GatewayConfig:
     frames_per_range: int = 0
     in_process: bool = False
     retry_after_s: int = 5
+    # The services sit behind Ray Serve's gRPC ingress (one address; `application` metadata routes).
+    ray_serve: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> GatewayConfig:
@@ -78,6 +80,7 @@ class GatewayConfig:
             frames_per_range=_env_int(e, "MOTION_GATEWAY_FRAMES_PER_RANGE", 0),
             in_process=e.get("MOTION_GATEWAY_IN_PROCESS", "") in ("1", "true", "yes"),
             retry_after_s=_env_int(e, "MOTION_GATEWAY_RETRY_AFTER_S", 5),
+            ray_serve=e.get("MOTION_GATEWAY_RAY_SERVE", "") in ("1", "true", "yes"),
         )
 
     def check(self) -> None:
@@ -111,7 +114,7 @@ class GatewayServer:
                 stages = InProcessStages(self.store, model_dir=settings.model_dir)
             else:
                 stages = GrpcStages.connect(config.pose_addr, config.retarget_addr, config.render_addrs,
-                                            internal_token=settings.internal_token)
+                                            internal_token=settings.internal_token, ray_serve=config.ray_serve)
         self.stages = stages
         self.runner = JobRunner(self.store, stages, RunnerOptions(
             owner=config.owner, max_queue=config.max_queue, concurrency=config.concurrency,

@@ -27,7 +27,8 @@ WHEEL_SHA256 = "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "motion-control/pose-models"
 
-# name -> path inside the wheel. Only what our pipeline runs (plus palm detection for a hands-only fallback).
+# name -> path inside the wheel: what the pose pipeline runs, palm detection (hands without a body) and the
+# selfie segmentation models the character analysis uses for photo masks.
 MODEL_FILES: dict[str, str] = {
     "pose_detection": "mediapipe/modules/pose_detection/pose_detection.tflite",
     "pose_landmark_full": "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",

@@ -18,8 +18,9 @@ import math
 import pathlib
 import queue
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
 
@@ -101,6 +102,7 @@ class _BodyResult:
     aux: np.ndarray  # (2, 5) px
     score: float
     roi: g.Rect
+    track_id: int = 1
 
 
 @dataclass
@@ -243,8 +245,10 @@ class PoseExtractor:
         if self.options.face:
             self._face_det = rt.load(paths["face_detection_short_range"])
             self._face_lm = rt.load(paths["face_landmark"])
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose-face")
-        self._tracker = _Tracker()
+        # One worker: the parts of consecutive frames must run in order (their filters carry state).
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose-parts")
+        self._tracker = _Tracker()  # body state (caller's thread)
+        self._parts_state = _Tracker()  # hand ROIs and hand/face filters (parts worker)
         self.stats = {"detector_runs": 0, "frames": 0}
 
     def __enter__(self) -> PoseExtractor:
@@ -324,8 +328,7 @@ class PoseExtractor:
                 res = self._landmarks(rgb, roi)
         if res is None:
             tr.roi = None
-            tr.hand_rois.clear()
-            tr.reset_filters("body", "world", "aux", "left_hand", "right_hand", "face")
+            tr.reset_filters("body", "world", "aux")
             return None
         if self.options.smoothing and not static:
             scale = res.roi.size_px
@@ -334,6 +337,7 @@ class PoseExtractor:
             res.aux = tr.smoother("aux", BODY_AUX_FILTER, with_visibility=False)(res.aux, t_s, scale)
         tr.roi = None if static else g.alignment_rect(res.aux[0], res.aux[1], math.pi / 2).transform(1.25, 1.25)
         tr.last_center = np.array([res.roi.x_center, res.roi.y_center])
+        res.track_id = max(1, tr.track_id)
         tr.last_seen_s = t_s
         return res
 
@@ -362,13 +366,13 @@ class PoseExtractor:
         if self._hand_lm is None:  # hands/face disabled in the options
             return None, float("nan")
         recrop = self._hand_roi(rgb, body, side)
-        prev = self._tracker.hand_rois.get(side)
+        prev = self._parts_state.hand_rois.get(side)
         # RoiTracking: keep last frame's landmark-derived ROI while the pose-derived one agrees with it;
         # if the hand model rejects the chosen ROI, the other candidate gets a try.
         candidates = [r for r in (recrop, prev) if r is not None]
         if prev is not None and recrop is not None and g.rects_close(prev, recrop, 40.0, 0.2, 0.4):
             candidates = [prev, recrop]
-        self._tracker.hand_rois.pop(side, None)
+        self._parts_state.hand_rois.pop(side, None)
         for roi in candidates:
             crop = roi.crop(rgb, 224, 224)
             raw, flag, handed, world_raw = (o[0] for o in self._hand_lm.run((crop.astype(np.float32) / 255.0)[None]))
@@ -386,7 +390,7 @@ class PoseExtractor:
         world = np.zeros((N_HAND, 5), np.float32)
         world[:, :3] = g.rotate_xy(world_raw.reshape(21, 3), roi.rotation)
         world[:, 3:] = score
-        self._tracker.hand_rois[side] = g.hand_landmarks_rect(px)
+        self._parts_state.hand_rois[side] = g.hand_landmarks_rect(px)
         return Hand(landmarks=px, handedness=side, score=score, world=world), float(handed.reshape(-1)[0])
 
     # ---- face ---------------------------------------------------------------------------------------------
@@ -432,39 +436,63 @@ class PoseExtractor:
         return Face(landmarks=px, score=score, expression=face_expression(px))
 
     # ---- frames -------------------------------------------------------------------------------------------
-    def _frame(self, index: int, t_s: float, rgb: np.ndarray, static: bool) -> SkeletonFrame:
-        self.stats["frames"] += 1
-        res = self._body(rgb, t_s, static)
+    # A frame runs in two stages: the body (detector/tracker; the next frame's ROI depends on it) and the
+    # parts (hands + face, which depend only on this frame's body). In videos the parts of frame t run in a
+    # worker thread while the body of frame t+1 runs, so both cores stay busy (the runtimes release the GIL).
+    def _parts(self, index: int, t_s: float, rgb: np.ndarray, res: _BodyResult | None,
+               static: bool) -> SkeletonFrame:
+        ps = self._parts_state
         if res is None:
+            ps.hand_rois.clear()
+            ps.reset_filters("left_hand", "right_hand", "face")
             return SkeletonFrame.missing(index, t_s)
-        face_job = self._pool.submit(self._face, rgb, res.body) if self.options.face else None
         hands: dict[str, Hand | None] = {"left": None, "right": None}
         if self.options.hands:
             for side in ("left", "right"):
                 hands[side], _ = self._hand(rgb, res.body, side)
-        face = face_job.result() if face_job is not None else None
+        face = self._face(rgb, res.body) if self.options.face else None
         smooth = self.options.smoothing and not static
-        tr = self._tracker
         for side in ("left", "right"):
             hand = hands[side]
             if hand is None:
-                tr.reset_filters(f"{side}_hand")
+                ps.reset_filters(f"{side}_hand")
             elif smooth:
                 scale = float(np.ptp(hand.landmarks[:, :2], axis=0).mean()) or 1.0
-                hand.landmarks = tr.smoother(f"{side}_hand", HAND_FILTER, False)(hand.landmarks, t_s, scale)
+                hand.landmarks = ps.smoother(f"{side}_hand", HAND_FILTER, False)(hand.landmarks, t_s, scale)
         if face is None:
-            tr.reset_filters("face")
+            ps.reset_filters("face")
         elif smooth:
             scale = float(np.ptp(face.landmarks[:, :2], axis=0).mean()) or 1.0
-            face.landmarks = tr.smoother("face", FACE_FILTER, False)(face.landmarks, t_s, scale)
+            face.landmarks = ps.smoother("face", FACE_FILTER, False)(face.landmarks, t_s, scale)
             face.expression = face_expression(face.landmarks)
         l_sh, r_sh = res.world[BodyLandmark.LEFT_SHOULDER], res.world[BodyLandmark.RIGHT_SHOULDER]
         yaw = math.degrees(math.atan2(float(l_sh[2] - r_sh[2]), float(l_sh[0] - r_sh[0])))
         return SkeletonFrame(
             index=index, timestamp_s=t_s, present=True, body=res.body, world=res.world,
             left_hand=hands["left"], right_hand=hands["right"], face=face, score=res.score,
-            track_id=max(1, tr.track_id), body_yaw_deg=yaw,
+            track_id=res.track_id, body_yaw_deg=yaw,
         )
+
+    def _frame(self, index: int, t_s: float, rgb: np.ndarray, static: bool) -> SkeletonFrame:
+        self.stats["frames"] += 1
+        return self._parts(index, t_s, rgb, self._body(rgb, t_s, static), static)
+
+    def process_frames(self, frames: Iterable[tuple[int, float, np.ndarray]]
+                       ) -> Iterator[tuple[SkeletonFrame, np.ndarray]]:
+        """Video frames (index, timestamp_s, rgb) in order -> (skeleton frame, rgb), pipelined (see above).
+        At most a few frames are in flight, so memory stays bounded."""
+        pending: deque[tuple[Future[SkeletonFrame], np.ndarray]] = deque()
+        for index, t_s, rgb in frames:
+            self.stats["frames"] += 1
+            img = np.ascontiguousarray(rgb[:, :, :3])
+            res = self._body(img, t_s, False)
+            pending.append((self._pool.submit(self._parts, index, t_s, img, res, False), img))
+            while pending and (len(pending) > 2 or pending[0][0].done()):
+                fut, done_img = pending.popleft()
+                yield fut.result(), done_img
+        while pending:
+            fut, done_img = pending.popleft()
+            yield fut.result(), done_img
 
     def process_image(self, rgb: np.ndarray) -> SkeletonFrame:
         """Skeleton of one still image (static mode: always detect, no smoothing)."""
@@ -476,14 +504,15 @@ class PoseExtractor:
             # Characters with alpha: put them on white so the detector sees a figure, not a black hole.
             a = img[:, :, 3:4].astype(np.float32) / 255.0
             img = (img[:, :, :3].astype(np.float32) * a + 255.0 * (1.0 - a)).astype(np.uint8)
-        self._tracker = _Tracker()
+        self.reset()
         frame = self._frame(0, 0.0, np.ascontiguousarray(img), static=True)
-        self._tracker = _Tracker()
+        self.reset()
         return frame
 
     def reset(self) -> None:
         """Forget the tracked person and the filters (the next frame starts a new video)."""
         self._tracker = _Tracker()
+        self._parts_state = _Tracker()
 
     def process_frame(self, rgb: np.ndarray, timestamp_s: float, index: int = 0) -> SkeletonFrame:
         """One frame of a video in order (tracking and smoothing carry over from the previous call)."""
@@ -491,11 +520,10 @@ class PoseExtractor:
 
     def iter_video(self, path: str | pathlib.Path) -> Iterator[tuple[SkeletonFrame, np.ndarray]]:
         """Streams (skeleton frame, RGB frame) pairs (bounded memory: decode runs a few frames ahead)."""
-        self._tracker = _Tracker()
+        self.reset()
         prefetch = _Prefetch(_iter_video(pathlib.Path(path), self.options.max_duration_s))
         try:
-            for index, t_s, rgb in prefetch:
-                yield self._frame(index, t_s, rgb, static=False), rgb
+            yield from self.process_frames(prefetch)
         finally:
             prefetch.close()
 

@@ -22,6 +22,7 @@ from motion.storage import BaseStore
 from motion.v1 import common_pb2, pose_service_pb2, pose_service_pb2_grpc, skeleton_pb2
 from services.pose.pipeline import PoseExtractor, PoseOptions, sha256_file
 
+SERVICE_NAME = pose_service_pb2.DESCRIPTOR.services_by_name["PoseService"].full_name
 SKELETON_PREFIX = "skeletons"
 SKELETON_CONTENT_TYPE = "application/x-protobuf"
 _RUNTIME_NAMES = {
@@ -70,18 +71,22 @@ class PoseWorker:
                       progress: Callable[[int, int], None] | None = None) -> VideoResult:
         opts.validate()
         digest = opts.digest()
+        if not video.key:
+            raise InputError("pose.video_ref", "ExtractVideo needs a video reference", limit="ObjectRef with a key",
+                             actual="")
         with tempfile.TemporaryDirectory(prefix="pose-") as tmp:
+            local = pathlib.Path(tmp) / ("video" + (pathlib.PurePosixPath(video.key).suffix or ".mp4"))
             video_sha = video.sha256
             path: pathlib.Path | None = None
             if not video_sha:
-                path = self.store.get_file(video, pathlib.Path(tmp) / "video.mp4")
+                path = self.store.get_file(video, local)
                 video_sha = sha256_file(path)
             key = skeleton_key(video_sha, digest)
             if self.store.exists(key):
                 msg = self.store.get_proto(key, skeleton_pb2.SkeletonSequence)
                 return VideoResult(self.store.stat(key), True, len(msg.frames), sum(f.present for f in msg.frames))
             if path is None:
-                path = self.store.get_file(video, pathlib.Path(tmp) / "video.mp4")
+                path = self.store.get_file(video, local)
             with self._slots, PoseExtractor(opts, model_dir=self.model_dir) as ex:
                 seq = ex.process_video(path, progress=progress)
             ref = self.store.put_bytes(key, seq.to_bytes(), content_type=SKELETON_CONTENT_TYPE)

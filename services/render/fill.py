@@ -20,10 +20,14 @@ def inpaint_rgb(rgb: np.ndarray, hole: np.ndarray, known: np.ndarray | None = No
     h, w = hole.shape
     scale = min(1.0, work_side_px / max(h, w))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     unknown = hole_b if known is None else (hole_b | ~(known > 0))
-    small_hole = cv2.resize(unknown.astype(np.uint8) * 255, size, interpolation=cv2.INTER_NEAREST)
-    small_hole = cv2.dilate(small_hole, np.ones((3, 3), np.uint8))
+    # Downscale only known colours (normalised): averaging in unknown pixels (e.g. the white or black
+    # outside of a cut-out) would bleed them into the fill.
+    weight = (~unknown).astype(np.float32)
+    num = cv2.resize(rgb.astype(np.float32) * weight[..., None], size, interpolation=cv2.INTER_AREA)
+    den = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
+    small = np.clip(num / np.maximum(den, 1e-6)[..., None], 0, 255).astype(np.uint8)
+    small_hole = np.where(den < 0.5, 255, 0).astype(np.uint8)
     radius = max(3, round(6 * scale * max(h, w) / 384))
     filled = cv2.inpaint(np.ascontiguousarray(small), small_hole, radius, cv2.INPAINT_TELEA)
     filled = cv2.GaussianBlur(filled, (0, 0), 1.5)

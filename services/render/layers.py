@@ -62,8 +62,13 @@ def _part_radius(bones: Bones, joints: dict[str, np.ndarray], height_px: float) 
     }
 
 
-def label_parts(mask: np.ndarray, bones: Bones, radius: dict[Part, float]) -> np.ndarray:
-    """Assigns every mask pixel to the part of its nearest bone (distance scaled by the part's thickness)."""
+def label_parts(mask: np.ndarray, bones: Bones, radius: dict[Part, float],
+                trunk: np.ndarray | None = None) -> np.ndarray:
+    """Assigns every mask pixel to the part of its nearest bone (distance scaled by the part's thickness).
+
+    Inside the trunk polygon a limb only claims pixels within its own thickness of its bone: the flank of
+    a torso beside a hanging arm stays torso instead of swinging away with the arm.
+    """
     labels = np.full(mask.shape, -1, dtype=np.int8)
     ys, xs = np.nonzero(mask)
     if not len(ys) or not bones.specs:
@@ -77,6 +82,11 @@ def label_parts(mask: np.ndarray, bones: Bones, radius: dict[Part, float]) -> np
         closer = d < best
         best[closer] = d[closer]
         best_part[closer] = int(spec.part)
+    if trunk is not None:
+        poly = np.zeros(mask.shape, np.uint8)
+        cv2.fillConvexPoly(poly, np.round(trunk).astype(np.int32), 1)
+        in_trunk = poly[ys, xs] > 0
+        best_part[in_trunk & (best > 1.0)] = int(Part.TORSO)
     labels[ys, xs] = best_part
     # Small islands (hair strands, a sleeve corner) belong to whatever surrounds them; median filtering
     # removes them without moving the boundaries between parts much.
@@ -111,7 +121,7 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
     spacing = spacing_px if spacing_px else max(4.0, height_px / 45.0)
     mask = rig.mask > 0
     radius = _part_radius(bones, joints, height_px)
-    labels = label_parts(mask, bones, radius)
+    labels = label_parts(mask, bones, radius, _trunk_polygon(joints, 1.0))
     tex = rig.texture_rgba
     alpha_src = tex[..., 3]
     present_parts = sorted({int(p) for p in np.unique(labels) if p >= 0})

@@ -7,7 +7,7 @@ to exactly the pixels of a full render; that is what lets a job be split over se
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -25,8 +25,8 @@ from services.render.skin import Part, swap_side, bone_transforms, deform, frame
 
 # A limb goes behind the torso when its joints are this far (metres, world z) behind the trunk, and comes
 # back in front only once it is clearly forward again: the gap stops layers flickering near the plane.
-BEHIND_ENTER_M = 0.10
-BEHIND_LEAVE_M = 0.03
+BEHIND_ENTER_M = 0.18
+BEHIND_LEAVE_M = 0.08
 
 _LIMB_JOINTS = {
     Part.LEFT_ARM: ("left_elbow", "left_wrist"),
@@ -43,7 +43,7 @@ class RenderOptions:
     background: str = "keep"  # keep | solid:#RRGGBB | image:PATH | transparent
     width: int = 0  # explicit output size in pixels (0 = from resolution and the image's aspect)
     height: int = 0
-    samples: int = 4  # MSAA samples for anti-aliased edges
+    samples: int = 0  # MSAA samples (0: edges are anti-aliased by the textures' alpha alone)
     encoder: EncoderOptions | None = None
 
 
@@ -134,7 +134,8 @@ class Renderer:
         textures = np.stack([layer.texture_premul for layer in layers])
         bg = background_image(self.background, self.geometry, rig.background_rgb)
         self._raster = Rasterizer(self.geometry.width_px, self.geometry.height_px, textures, uvs, layer_ids,
-                                  bg, samples=self.opts.samples)
+                                  bg, samples=self.opts.samples,
+                                  straight_alpha=self.background.mode == BackgroundMode.TRANSPARENT)
         self._cache_key: int | None = None
         self._src: list[int] = []
         self._depth = np.zeros((0, len(layers)))
@@ -193,10 +194,7 @@ class Renderer:
         pos = verts * g.scale + np.array(g.offset_px)
         order = self.draw_order(index if seq is not None else None)
         indices = np.concatenate([self._tri[i] for i in order])
-        premul = self._raster.draw(pos, indices)
-        if not self.alpha:
-            return premul
-        return unpremultiply(premul)
+        return self._raster.draw(pos, indices)
 
     def render_frames(self, seq: SkeletonSequence, start: int = 0, end: int | None = None) -> Iterator[np.ndarray]:
         """Frames [start, end) of ``seq``; each is independent of which range is asked for."""
@@ -206,6 +204,12 @@ class Renderer:
                              limit=f"0 <= start <= {stop}", actual=[start, end])
         for i in range(start, stop):
             yield self.render_frame(seq, i)
+
+
+def _counted(frames: Iterator[np.ndarray], total: int, progress: Callable[[int, int], None]) -> Iterator[np.ndarray]:
+    for n, frame in enumerate(frames, start=1):
+        yield frame
+        progress(n, total)
 
 
 def unpremultiply(premul: np.ndarray) -> np.ndarray:
@@ -220,7 +224,8 @@ def unpremultiply(premul: np.ndarray) -> np.ndarray:
 def render_video(rig: CharacterRig, seq: SkeletonSequence, out_path: str | pathlib.Path,
                  opts: RenderOptions | None = None, audio_from: str | pathlib.Path | None = None,
                  start: int = 0, end: int | None = None, stats: EncodeStats | None = None,
-                 model: RigModel | None = None) -> pathlib.Path:
+                 model: RigModel | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> pathlib.Path:
     """Renders frames [start, end) and encodes them (H.264 MP4; VP9+alpha WebM for ``transparent``).
 
     Audio from ``audio_from`` is cut to the same time span. A range render is a segment that
@@ -239,8 +244,11 @@ def render_video(rig: CharacterRig, seq: SkeletonSequence, out_path: str | pathl
         # Chunked renders must start every segment on a keyframe with identical stream headers.
         enc = opts.encoder or EncoderOptions(segment=True)
         audio_start_s = start / seq.fps if seq.fps > 0 else 0.0
+        frames = r.render_frames(seq, start, stop)
+        if progress is not None:
+            frames = _counted(frames, stop - start, progress)
         result = encode_frames(
-            r.render_frames(seq, start, stop), out, r.geometry.width_px, r.geometry.height_px, seq.fps,
+            frames, out, r.geometry.width_px, r.geometry.height_px, seq.fps,
             audio_from=audio_from, audio_start_s=audio_start_s,
             audio_duration_s=(stop - start) / seq.fps if seq.fps > 0 else None,
             alpha=r.alpha, options=enc)

@@ -18,13 +18,18 @@ from services.retarget.service import SERVICE_NAME, RetargetServicer, RetargetWo
 log = logging.getLogger("motion.retarget")
 
 
+def start(worker: RetargetWorker, settings: Settings | None = None, port: int | None = None, *,
+          metrics_port: int | None = None, install_signal_handlers: bool = True) -> grpcutil.RunningServer:
+    """A started RetargetService server (use as a context manager, or ``wait()`` on it)."""
+    return grpcutil.serve(
+        [(retarget_service_pb2_grpc.add_RetargetServiceServicer_to_server, RetargetServicer(worker))],
+        [SERVICE_NAME], settings, port, metrics_port=metrics_port, install_signal_handlers=install_signal_handlers)
+
+
 def serve(port: int | None = None, store_url: str | None = None, metrics_port: int | None = None) -> int:
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level)
-    worker = RetargetWorker(open_store(store_url, settings))
-    running = grpcutil.serve(
-        [(retarget_service_pb2_grpc.add_RetargetServiceServicer_to_server, RetargetServicer(worker))],
-        [SERVICE_NAME], settings, port, metrics_port=metrics_port)
+    running = start(RetargetWorker(open_store(store_url, settings)), settings, port, metrics_port=metrics_port)
     print(f"RetargetService listening on {running.address}", flush=True)
     running.wait()
     return 0

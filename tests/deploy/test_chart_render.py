@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import importlib
+import json
+import pathlib
 from typing import Any
 
 import kubernetes_validate
@@ -13,6 +16,7 @@ import yaml
 from tests.deploy.chart import (
     CHART_DIR,
     NAMESPACE,
+    REPO_ROOT,
     VALUE_SETS,
     Rendered,
     lint,
@@ -42,6 +46,18 @@ def _serve_config(r: Rendered) -> dict[str, Any]:
 def _groups(r: Rendered) -> dict[str, dict[str, Any]]:
     cluster = r.one("RayService")["spec"]["rayClusterConfig"]
     return {g["groupName"]: g for g in cluster["workerGroupSpecs"]}
+
+
+def _ray_resources(group: dict[str, Any]) -> dict[str, float]:
+    """Custom Ray resources a group advertises: rayStartParams.resources is a quoted JSON string
+    (KubeRay passes it to `ray start --resources=` through a shell, hence the extra quotes)."""
+    raw = group["rayStartParams"].get("resources")
+    if raw is None:
+        return {}
+    if not (raw.startswith('"') and raw.endswith('"')):
+        raise ValueError(f"rayStartParams.resources must be a quoted JSON string, got {raw!r}")
+    parsed: dict[str, float] = json.loads(json.loads(raw))
+    return parsed
 
 
 def _env(container: dict[str, Any]) -> dict[str, Any]:
@@ -274,7 +290,8 @@ def test_serve_config_sets_ingress_concurrency_and_autoscaling_with_each_value_s
         auto = deployment["autoscaling_config"]
         assert 1 <= auto["min_replicas"] <= auto["max_replicas"], name
         assert auto["target_ongoing_requests"] <= deployment["max_ongoing_requests"], name
-        assert app["import_path"] == f"services.{name}.app:app"
+        assert app["import_path"] == f"services.{name}.app:build_app"
+        assert deployment["name"] == f"{name.capitalize()}Service"
 
 
 def test_rayservice_places_pose_on_small_gpus_and_render_on_large_gpus_with_gpu_enabled() -> None:
@@ -291,7 +308,7 @@ def test_rayservice_places_pose_on_small_gpus_and_render_on_large_gpus_with_gpu_
     for app, (group_name, values_key) in placement.items():
         options = apps[app]
         (resource,) = options["resources"]
-        offering = [g for g, spec in groups.items() if resource in spec.get("resources", {})]
+        offering = [g for g, spec in groups.items() if _ray_resources(spec).get(resource, 0) >= 1]
         assert offering == [group_name], (app, resource, offering)
         group = groups[group_name]
         pod = group["template"]["spec"]
@@ -334,10 +351,45 @@ def test_gateway_dials_the_serve_service_the_rayservice_defines(rendered: Render
     serve_svc = rayservice["spec"]["serveService"]
     grpc_port = next(p["port"] for p in serve_svc["spec"]["ports"] if p["name"] == "grpc-serve")
     env = _env(rendered.one("Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0])
-    for stage in ("POSE", "RETARGET", "RENDER"):
-        assert env[f"MOTION_{stage}_TARGET"] == f"{serve_svc['metadata']['name']}:{grpc_port}"
+    for key in ("MOTION_GATEWAY_POSE_ADDR", "MOTION_GATEWAY_RETARGET_ADDR", "MOTION_GATEWAY_RENDER_ADDRS"):
+        assert env[key] == f"{serve_svc['metadata']['name']}:{grpc_port}", key
+    assert env["MOTION_GATEWAY_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["MOTION_BIND_HOST"] == "0.0.0.0"
     assert env["MOTION_STORE_URL"].startswith("s3://")
+    # The drain must end before the kubelet's SIGKILL.
+    grace_s = rendered.one("Deployment", "-gateway")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert float(env["MOTION_GATEWAY_DRAIN_TIMEOUT_S"]) < grace_s
+
+
+def test_render_fails_with_drain_timeout_longer_than_grace_period() -> None:
+    import helm_python
+
+    with pytest.raises(helm_python.HelmRenderError, match="drainTimeoutS"):
+        render({"gateway": {"drainTimeoutS": 90, "terminationGracePeriodSeconds": 60}})
+
+
+@pytest.mark.parametrize(
+    "value_set,secret_name,created",
+    [("cpu-dev", "mc-motion-control-gateway-api-keys", True), ("gpu-prod", "motion-api-keys", False), ("default", None, False)],
+)
+def test_gateway_mounts_api_keys_file_with_configured_keys(value_set: str, secret_name: str | None, created: bool) -> None:
+    r = rendered_set(value_set)
+    spec = r.one("Deployment", "-gateway")["spec"]["template"]["spec"]
+    env = _env(spec["containers"][0])
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    created_secrets = {s["metadata"]["name"]: s for s in r.of_kind("Secret")}
+    if secret_name is None:
+        assert "MOTION_API_KEYS_FILE" not in env and "api-keys" not in volumes
+        assert "WARNING: no client API keys" in r.notes
+        return
+    assert volumes["api-keys"]["secret"]["secretName"] == secret_name
+    mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "api-keys")
+    assert mount["readOnly"] is True
+    assert env["MOTION_API_KEYS_FILE"] == f"{mount['mountPath']}/api-keys.yaml"
+    assert (secret_name in created_secrets) is created
+    if created:
+        keys = yaml.safe_load(created_secrets[secret_name]["stringData"]["api-keys.yaml"])
+        assert keys == load_value_set(value_set)["gateway"]["apiKeys"]["keys"]
 
 
 # ---------------------------------------------------------------- network policies
@@ -461,3 +513,40 @@ def test_render_fails_with_worker_group_min_above_max() -> None:
 
     with pytest.raises(helm_python.HelmRenderError, match="minReplicas 5 > maxReplicas 2"):
         render({"ray": {"workerGroups": {"cpu": {"minReplicas": 5, "maxReplicas": 2}}}})
+
+
+def test_api_keys_secret_parses_with_gateway_auth_loader(tmp_path: pathlib.Path) -> None:
+    from services.gateway.auth import parse_file
+
+    secret = rendered_set("cpu-dev").one("Secret", "-api-keys")
+    path = tmp_path / "api-keys.yaml"
+    path.write_text(secret["stringData"]["api-keys.yaml"])
+    keys = parse_file(path)
+    assert keys == load_value_set("cpu-dev")["gateway"]["apiKeys"]["keys"]
+
+
+def _deployment_names_and_builders(source: str) -> tuple[set[str], set[str]]:
+    """serve.deployment(name=...) values and module-level function names in an app.py."""
+    tree = ast.parse(source)
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in ("serve.deployment", "deployment"):
+            for kw in node.keywords:
+                if kw.arg == "name" and isinstance(kw.value, ast.Constant):
+                    names.add(str(kw.value.value))
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    return names, functions
+
+
+@pytest.mark.parametrize("stage", ["pose", "retarget", "render"])
+def test_serve_config_names_match_stage_app_with_its_source(stage: str) -> None:
+    app_file = REPO_ROOT / "services" / stage / "app.py"
+    if not app_file.is_file():
+        pytest.skip(f"services/{stage}/app.py does not exist yet")
+    # Parsed, not imported: the apps import ray, which only the worker images install.
+    names, functions = _deployment_names_and_builders(app_file.read_text())
+    app = next(a for a in _serve_config(rendered_set("default"))["applications"] if a["name"] == stage)
+    module, _, builder = app["import_path"].partition(":")
+    assert module == f"services.{stage}.app"
+    assert builder in functions, f"{app_file} has no {builder}()"
+    assert app["deployments"][0]["name"] in names, (app["deployments"][0]["name"], names)

@@ -26,6 +26,8 @@ from motion.v1.common_pb2 import ObjectRef
 from tests.conftest import REPO_ROOT
 from tests.foundation.pose_echo_server import SERVICE, start
 
+pytestmark = pytest.mark.integration
+
 TOKEN = "internal-secret-for-tests"
 
 

@@ -209,3 +209,17 @@ def test_writer_rejects_alpha_with_mp4_name(tmp_path: pathlib.Path) -> None:
     with pytest.raises(InputError) as info:
         VideoWriter(tmp_path / "a.mp4", W, H, 10, alpha=True)
     assert info.value.rule == "output.format"
+
+
+def test_write_is_deterministic_with_copied_audio(tmp_path: pathlib.Path) -> None:
+    ref = write_video(tmp_path / "ref.mp4", frames=40, audio_codec="aac", audio_s=4.0)
+    a = _encode(tmp_path / "a.mp4", range(12), audio_from=ref)
+    b = _encode(tmp_path / "b.mp4", range(12), audio_from=ref)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_writer_rejects_close_with_no_frames(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(InputError) as info, VideoWriter(tmp_path / "empty.mp4", W, H, 10):
+        pass
+    assert info.value.rule == "output.no_frames"
+    assert listing(tmp_path) == []

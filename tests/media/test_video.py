@@ -177,3 +177,20 @@ def test_probe_video_reads_real_clip_with_shared_data(shared_data: pathlib.Path)
         assert frame.rgb.shape == (758, 512, 3)
         count += 1
     assert count == 24
+
+
+def test_iter_frames_holds_one_frame_with_long_stream(tmp_path: pathlib.Path) -> None:
+    import tracemalloc
+
+    path = write_video(tmp_path / "c.mp4", frames=80)
+    frame_bytes = 352 * 352 * 3
+    tracemalloc.start()
+    try:
+        count = 0
+        for frame in iter_frames(path):
+            count += int(frame.rgb.shape[0] == 352)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 80
+    assert peak < 8 * frame_bytes, peak  # 80 frames would be 80x; a handful in flight is the bound

@@ -9,10 +9,11 @@ import grpc
 import numpy as np
 import pytest
 
+from motion.settings import Settings
 from motion.skeleton import SkeletonSequence
 from motion.storage import LocalStore
 from motion.v1 import pose_service_pb2, pose_service_pb2_grpc, skeleton_pb2
-from services.pose.__main__ import build_server
+from services.pose.__main__ import start
 from services.pose.pipeline import sha256_file
 from services.pose.service import PoseWorker, skeleton_key
 
@@ -26,13 +27,12 @@ def store(tmp_path: pathlib.Path) -> LocalStore:
 
 @pytest.fixture()
 def stub(store: LocalStore) -> Iterator[pose_service_pb2_grpc.PoseServiceStub]:
-    server, port = build_server(PoseWorker(store), "127.0.0.1", 0)
-    server.start()
+    running = start(PoseWorker(store), Settings(bind_host="127.0.0.1"), port=0, metrics_port=-1)
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with grpc.insecure_channel(running.address) as channel:
             yield pose_service_pb2_grpc.PoseServiceStub(channel)
     finally:
-        server.stop(grace=None)
+        running.stop(0)
 
 
 def _opts() -> pose_service_pb2.PoseOptions:
@@ -95,9 +95,46 @@ def test_extract_image_returns_frame_with_character_image(
     assert isinstance(res.frame, skeleton_pb2.SkeletonFrame)
 
 
+def test_health_reports_serving_with_running_server(store: LocalStore) -> None:
+    from motion.grpcutil import health_status
+
+    running = start(PoseWorker(store), Settings(bind_host="127.0.0.1"), port=0, metrics_port=-1)
+    try:
+        assert health_status(running.address, "motion.v1.PoseService") == "SERVING"
+    finally:
+        running.stop(0)
+
+
 def test_extract_image_returns_invalid_argument_with_corrupt_bytes(
         stub: pose_service_pb2_grpc.PoseServiceStub, store: LocalStore) -> None:
     ref = store.put_bytes("uploads/bad.png", b"not an image", content_type="image/png")
     with pytest.raises(grpc.RpcError) as err:
         stub.ExtractImage(pose_service_pb2.ExtractImageRequest(image=ref), timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_module_entry_point_serves_then_stops_with_sigterm(tmp_path: pathlib.Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from motion.grpcutil import health_status
+
+    env = {**os.environ, "MOTION_BIND_HOST": "127.0.0.1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.pose", "--port", "0", "--metrics-port", "-1",
+         "--store", (tmp_path / "store").as_uri()],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "PoseService listening on 127.0.0.1:" in line
+        address = line.strip().rsplit(" ", 1)[-1]
+        assert health_status(address, "motion.v1.PoseService") == "SERVING"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

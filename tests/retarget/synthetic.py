@@ -6,7 +6,16 @@ import math
 
 import numpy as np
 
-from motion.skeleton import N_BODY, N_HAND, BodyLandmark, Face, FaceExpression, Hand, SkeletonFrame, SkeletonSequence
+from motion.skeleton import (
+    N_BODY,
+    N_HAND,
+    BodyLandmark,
+    Face,
+    FaceExpression,
+    Hand,
+    SkeletonFrame,
+    SkeletonSequence,
+)
 
 B = BodyLandmark
 # A person facing the camera (MediaPipe world axes: x image-right, y down, z away from the camera),
@@ -110,12 +119,14 @@ def make_sequence(n_frames: int, fps: float = 30.0, yaw_deg=None, arm_swing: boo
             phase = (t * 1.0) % 1.0
             lift = 0.15 * math.sin(2 * math.pi * phase) if phase < 0.5 else 0.0
             lift_r = 0.15 * math.sin(2 * math.pi * (phase - 0.5)) if phase >= 0.5 else 0.0
-            for side_j, amount in (((B.LEFT_KNEE, B.LEFT_ANKLE, B.LEFT_HEEL, B.LEFT_FOOT_INDEX), lift),
-                                   ((B.RIGHT_KNEE, B.RIGHT_ANKLE, B.RIGHT_HEEL, B.RIGHT_FOOT_INDEX), lift_r)):
-                w[side_j[0], 1] -= amount * 0.5
-                w[side_j[0], 2] -= amount
+            for side_j, amount, sign in (((B.LEFT_KNEE, B.LEFT_ANKLE, B.LEFT_HEEL, B.LEFT_FOOT_INDEX), lift, 1),
+                                         ((B.RIGHT_KNEE, B.RIGHT_ANKLE, B.RIGHT_HEEL, B.RIGHT_FOOT_INDEX), lift_r, -1)):
+                # The knee swings out sideways (in the image plane) and the foot rises.
+                w[side_j[0], 0] += sign * amount * 1.2
+                w[side_j[0], 1] -= amount * 0.8
                 for j in side_j[1:]:
-                    w[j, 1] -= amount
+                    w[j, 0] += sign * amount * 1.0
+                    w[j, 1] -= amount * 1.5
         yaw = yaw_deg(t) if callable(yaw_deg) else float(yaw_deg or 0.0)
         w = rotate_yaw(w, yaw)
         hip = (WIDTH / 2 + 20 * math.sin(2 * math.pi * 0.2 * t), HEIGHT * 0.45)

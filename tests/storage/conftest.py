@@ -9,7 +9,7 @@ import pytest
 from motion.storage import LocalStore, ObjectStore
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
 def store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> ObjectStore:
     if request.param == "local":
         return LocalStore(tmp_path / "store")

@@ -45,6 +45,10 @@ def test_local_store_leaves_no_temp_files_with_failed_write(tmp_path: pathlib.Pa
     store.put_bytes("a/b", b"1")
     with pytest.raises(InputError):
         store.put_bytes("a", b"2")  # "a" is a prefix holding "a/b"
+    with pytest.raises(InputError):
+        store.put_bytes("a/b/c", b"3")  # "a/b" is an object, it cannot hold "c"
+    with pytest.raises(InputError):
+        store.put_if_absent("a/b/c", b"3")
     assert list((tmp_path / ".motion-tmp").iterdir()) == []
     assert list(store.list()) == ["a/b"]
 

@@ -17,6 +17,8 @@ from motion.errors import NotFoundError, UnauthenticatedError, UnavailableError
 from motion.storage import S3Store, open_store
 from tests.conftest import S3Server
 
+pytestmark = pytest.mark.integration
+
 MiB = 1024 * 1024
 
 

@@ -35,7 +35,7 @@ def test_round_trip_returns_same_bytes_and_ref_with_put_bytes(store: ObjectStore
     assert store.get_bytes("jobs/a/input.bin") == data
     assert store.get_bytes(ref) == data
     assert store.exists(ref) and not store.exists("jobs/a/other.bin")
-    assert store.stat(ref).size_bytes == len(data)
+    assert store.stat(ref) == ref  # size, sha256 and content type are kept with the object
 
 
 def test_overwrite_replaces_content_with_second_put(store: ObjectStore) -> None:
@@ -231,3 +231,36 @@ def test_reader_sees_nothing_or_whole_object_with_concurrent_create(
         reader.join(timeout=60)
     assert outcomes, "the reader never ran"
     assert set(outcomes) <= {"absent", "whole"}, outcomes[:5]
+
+
+def test_put_if_match_replaces_only_current_version_with_stale_token(store: ObjectStore) -> None:
+    store.put_bytes("jobs/j1.json", b'{"state": "QUEUED"}')
+    data, version = store.get_with_version("jobs/j1.json")
+    assert data == b'{"state": "QUEUED"}' and version
+    assert store.put_if_match("jobs/j1.json", b'{"state": "RUNNING"}', version) is True
+    # The token read before the update is stale now.
+    assert store.put_if_match("jobs/j1.json", b'{"state": "FAILED"}', version) is False
+    data, newer = store.get_with_version("jobs/j1.json")
+    assert data == b'{"state": "RUNNING"}' and newer != version
+    store.delete("jobs/j1.json")
+    assert store.put_if_match("jobs/j1.json", b"{}", newer) is False
+    assert not store.exists("jobs/j1.json")
+    with pytest.raises(InputError) as exc:
+        store.put_if_match("jobs/j1.json", b"{}", "")
+    assert exc.value.rule == "storage.version"
+
+
+def test_put_if_match_has_single_winner_with_concurrent_lease_takeover(store: ObjectStore) -> None:
+    store.put_bytes("leases/job-9", b"expired-owner")
+    _, version = store.get_with_version("leases/job-9")
+    contenders = 6
+    barrier = threading.Barrier(contenders)
+
+    def take_over(i: int) -> bool:
+        barrier.wait()
+        return store.put_if_match("leases/job-9", f"gateway-{i}".encode(), version)
+
+    with ThreadPoolExecutor(contenders) as pool:
+        results = list(pool.map(take_over, range(contenders)))
+    assert results.count(True) == 1, results
+    assert store.get_bytes("leases/job-9") == f"gateway-{results.index(True)}".encode()

@@ -121,8 +121,8 @@ def analyse_character(image_path: str | pathlib.Path, joints_override: str | pat
     alpha = image[..., 3] if mres.source == MaskSource.ALPHA else None
     if alpha is not None:
         alpha = np.where(mask > 0, alpha, 0).astype(np.uint8)
-    texture = clean_texture(rgb, mask, alpha)
     background = fill_background(rgb, mask)
+    texture = clean_texture(rgb, mask, alpha, background)
     left_hand = right_hand = face = None
     if frame is not None:
         left_hand = frame.left_hand.landmarks.copy() if frame.left_hand is not None else None

@@ -39,6 +39,8 @@ class MaskOptions:
     segmentation_threshold: float = 0.5
     # Smallest accepted character, as a fraction of the image area.
     min_area_fraction: float = 0.01
+    # Snap the segmentation outline to image edges with GrabCut (about 0.6 s per image on 2 cores).
+    refine_segmentation: bool = True
 
 
 @dataclass
@@ -152,7 +154,37 @@ def segmentation_mask(rgb: np.ndarray, segmenter: SelfieSegmenter | None = None,
     prob = cv2.GaussianBlur(prob, (0, 0), max(1.0, min(rgb.shape[:2]) / 512.0))
     fg = (prob > options.segmentation_threshold).astype(np.uint8) * 255
     fg = _largest_components(fg, keep_fraction=0.3)
+    if options.refine_segmentation and fg.any():
+        fg = _grabcut_refine(rgb, fg)
+        fg = _largest_components(fg, keep_fraction=0.3)
     return _fill_holes(fg)
+
+
+def _grabcut_refine(rgb: np.ndarray, mask: np.ndarray, work_side_px: int = 512, band_fraction: float = 0.03
+                    ) -> np.ndarray:
+    """Snaps the coarse (256 px) segmentation outline to image edges with GrabCut in a band around it.
+
+    The eroded mask is sure foreground, beyond the dilated mask sure background, the band between is
+    decided by colour models; run at ``work_side_px`` to keep it well under a second.
+    """
+    h, w = mask.shape
+    s = min(1.0, work_side_px / max(h, w))
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    m = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+    k = max(3, int(band_fraction * max(size)) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    gc = np.full(m.shape, cv2.GC_BGD, np.uint8)
+    gc[cv2.dilate(m, kernel) > 0] = cv2.GC_PR_BGD
+    gc[m > 0] = cv2.GC_PR_FGD
+    gc[cv2.erode(m, kernel) > 0] = cv2.GC_FGD
+    bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
+    try:
+        cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return mask  # degenerate colour models (e.g. a flat image): keep the segmentation as it is
+    out = np.where((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD), 255.0, 0.0).astype(np.float32)
+    return (cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR) > 127).astype(np.uint8) * 255
 
 
 def _fill_holes(fg: np.ndarray) -> np.ndarray:
@@ -192,17 +224,30 @@ def compute_mask(image: np.ndarray, options: MaskOptions | None = None,
 
 
 def clean_texture(rgb: np.ndarray, mask: np.ndarray, alpha: np.ndarray | None = None,
-                  edge_px: int = 2, bleed_px: int = 6) -> np.ndarray:
-    """RGBA cut-out with straight alpha. Colours within ``edge_px`` of the outline (mixed with the
-    background) and ``bleed_px`` beyond it are replaced by colours pushed outward from the interior, so
-    neither the alpha edge nor bilinear filtering in the renderer shows a halo of background colour."""
-    inner = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * edge_px + 1, 2 * edge_px + 1)))
-    known = (inner > 0).astype(np.float32)
-    if known.sum() == 0:
-        known = (mask > 0).astype(np.float32)
+                  background: np.ndarray | None = None, edge_px: int = 3, bleed_px: int = 6,
+                  background_delta: float = 12.0) -> np.ndarray:
+    """RGBA cut-out with straight alpha, cleaned of background colour at its edge.
+
+    Pixels within ``edge_px`` of the outline whose colour is within ``background_delta`` (Lab) of the
+    background behind them (``background``: the hole-filled image) are paper or wall caught by the mask;
+    they, and ``bleed_px`` beyond the outline, get colours pushed outward from the character's own pixels,
+    so neither the alpha edge nor bilinear filtering in the renderer shows a halo. A stroke drawn right at
+    the edge differs from the background and is kept.
+    """
+    m = mask > 0
+    inner = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * edge_px + 1, 2 * edge_px + 1))) > 0
+    known_b = inner.copy()
+    band = m & ~inner
+    if background is not None:
+        lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+        bg_lab = cv2.cvtColor(background, cv2.COLOR_RGB2LAB).astype(np.float32)
+        known_b |= band & (np.linalg.norm(lab - bg_lab, axis=2) > background_delta)
+    if not known_b.any():
+        known_b = m
+    known = known_b.astype(np.float32)
     colour = rgb.astype(np.float32) * known[..., None]
     out = rgb.astype(np.float32).copy()
-    for _ in range(edge_px + bleed_px):
+    for _ in range(2 * edge_px + bleed_px):
         num = cv2.blur(colour, (3, 3))
         den = cv2.blur(known, (3, 3))
         grow = (den > 1e-6) & (known == 0)
@@ -214,9 +259,7 @@ def clean_texture(rgb: np.ndarray, mask: np.ndarray, alpha: np.ndarray | None = 
     if alpha is None:
         # A 1 px feather so the cut-out's outline is anti-aliased.
         alpha = cv2.GaussianBlur(mask, (3, 3), 0.7)
-    rgba = np.dstack([np.clip(out, 0, 255).astype(np.uint8), alpha.astype(np.uint8)])
-    rgba[alpha == 0, :3] = np.clip(out, 0, 255).astype(np.uint8)[alpha == 0]
-    return rgba
+    return np.dstack([np.clip(out, 0, 255).astype(np.uint8), alpha.astype(np.uint8)])
 
 
 def fill_background(rgb: np.ndarray, mask: np.ndarray, dilate_px: int = 7, work_side_px: int = 512) -> np.ndarray:

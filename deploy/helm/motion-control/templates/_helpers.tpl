@@ -107,6 +107,15 @@ imagePullPolicy: {{ $img.pullPolicy }}
 {{- default (printf "%s-s3" (include "motion-control.fullname" .)) .Values.objectStore.existingSecret }}
 {{- end }}
 
+{{/* Secret with the gateway's API keys file; empty when none is configured. */}}
+{{- define "motion-control.gateway.apiKeysSecretName" -}}
+{{- if .Values.gateway.apiKeys.existingSecret }}
+{{- .Values.gateway.apiKeys.existingSecret }}
+{{- else if .Values.gateway.apiKeys.keys }}
+{{- printf "%s-api-keys" (include "motion-control.gateway.fullname" .) }}
+{{- end }}
+{{- end }}
+
 {{- define "motion-control.internalAuth.secretName" -}}
 {{- default (printf "%s-internal-auth" (include "motion-control.fullname" .)) .Values.internalAuth.existingSecret }}
 {{- end }}

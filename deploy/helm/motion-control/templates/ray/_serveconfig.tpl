@@ -45,6 +45,7 @@ so the Ray autoscaler grows exactly the group whose queue is long.
   "name" $name
   "route_prefix" (printf "/%s" $name)
   "import_path" $a.importPath
+  "args" (dict "model_dir" "/opt/motion/models")
   "runtime_env" (dict "env_vars" $envVars)
   "deployments" (list $deployment) }}
 {{- $applications = append $applications $app }}

@@ -1,0 +1,138 @@
+"""Renderer benchmark on real data from --data (../shared/data).
+
+Figures:
+- render-only frames/s at 720p and 1080p (deform + rasterise + read back, no encoding), and the
+  render+encode wall time with the overlap factor ((render + encode) / wall; 2.0 = perfect overlap);
+- end-to-end real-time factor (wall / video duration) of the embedded pipeline at 720p and 1080p on the
+  first --render-seconds (default 10, 3 with --quick) of a 30 fps real video, with the per-stage split
+  (decode+pose, character, retarget, rig model, render+encode);
+- motion fidelity: the body pose re-detected on rendered frames (our pose pipeline) against the retargeted
+  target skeleton, PCK@0.1 of the character height over the 12 limb joints, for photo-like characters;
+- exact rig check: mean angle between deformed bone axes and target bones.
+Run: `python -m bench --only render`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+VIDEO = "musepose__ubc_91-3003CN5S.mp4"  # 29.97 fps, full body
+PCK_VIDEOS = ("musepose__ubc_91-3003CN5S.mp4", "animate_x__dance_1.mp4")
+PHOTO_CHARACTERS = ("musev__man.jpg", "unianimate__WOMEN-Blouses_Shirts-id_00004955-01_4_full.jpg")
+
+
+def _render_fps(rig: Any, seq: Any, resolution: str, n: int) -> tuple[float, int, int]:
+    from services.render.renderer import Renderer, RenderOptions
+
+    with Renderer(rig, RenderOptions(resolution=resolution)) as r:
+        r.render_frame(seq, 0)  # warm up (shader compile, texture upload)
+        t0 = time.perf_counter()
+        for i in range(n):
+            r.render_frame(seq, i % len(seq.frames))
+        dt = time.perf_counter() - t0
+        return n / dt, r.geometry.width_px, r.geometry.height_px
+
+
+def _pck(rig: Any, seq: Any, ex: Any, frames: list[int]) -> tuple[float, int]:
+    from motion.skeleton import LIMB_JOINTS
+    from services.render.renderer import Renderer, RenderOptions
+
+    hits, total = 0, 0
+    with Renderer(rig, RenderOptions(resolution="720p")) as r:
+        g = r.geometry
+        threshold = 0.1 * rig.height_px * g.scale
+        for i in frames:
+            img = np.ascontiguousarray(r.render_frame(seq, i)[..., :3])
+            found = ex.process_image(img)
+            target = seq.frames[i].body
+            if target is None:
+                continue
+            want = target[list(LIMB_JOINTS), :2] * g.scale + np.array(g.offset_px)
+            total += len(LIMB_JOINTS)
+            if not found.present or found.body is None:
+                continue
+            got = found.body[list(LIMB_JOINTS), :2]
+            hits += int((np.hypot(*(got - want).T) <= threshold).sum())
+    return hits / max(total, 1), total
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from motion.media import validate_video
+    from services.pose.pipeline import PoseExtractor, PoseOptions
+    from services.render.character import analyse_character
+    from services.render.check import bone_angle_errors_deg
+    from services.render.encode import EncodeStats
+    from services.render.layers import build_rig_model
+    from services.render.renderer import RenderOptions, render_video
+    from services.retarget.retarget import RetargetOptions, retarget
+
+    data = pathlib.Path(args.data)
+    video = data / "videos" / VIDEO
+    if not video.is_file():
+        return {"skipped": f"no real data under {data}"}
+    quick = bool(getattr(args, "quick", False))
+    seconds = float(getattr(args, "render_seconds", 0) or (3.0 if quick else 10.0))
+    result: dict[str, Any] = {}
+    info = validate_video(video)
+    with PoseExtractor(PoseOptions(max_duration_s=seconds)) as ex:
+        t0 = time.perf_counter()
+        performer = ex.process_video(video)
+        pose_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rig = analyse_character(data / "characters" / PHOTO_CHARACTERS[0], pose_extractor=ex)
+        character_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    seq = retarget(performer, rig, RetargetOptions())
+    retarget_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model = build_rig_model(rig)
+    model_s = time.perf_counter() - t0
+    duration_s = len(seq.frames) / seq.fps
+    result["video"] = {"name": VIDEO, "fps": round(info.fps, 3), "seconds": round(duration_s, 2),
+                       "frames": len(seq.frames)}
+    n = 60 if quick else 150
+    for res in ("720p", "1080p"):
+        fps, w, h = _render_fps(rig, seq, res, n)
+        result[f"render_only_{res}"] = {"fps": round(fps, 1), "size": f"{w}x{h}", "frames": n}
+    with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
+        for res in ("720p", "1080p"):
+            stats = EncodeStats()
+            t0 = time.perf_counter()
+            render_video(rig, seq, pathlib.Path(tmp) / f"out_{res}.mp4", RenderOptions(resolution=res),
+                         audio_from=video if info.has_audio else None, stats=stats, model=model)
+            wall = time.perf_counter() - t0
+            e2e = pose_s + character_s + retarget_s + model_s + wall
+            result[f"end_to_end_{res}"] = {
+                "rtf": round(e2e / duration_s, 3),
+                "stage_s": {"decode_pose": round(pose_s, 2), "character": round(character_s, 2),
+                            "retarget": round(retarget_s, 3), "rig_model": round(model_s, 2),
+                            "render": round(stats.render_s, 2), "encode": round(stats.encode_s, 2),
+                            "render_encode_wall": round(wall, 2)},
+                "encode_overlap": round((stats.render_s + stats.encode_s) / max(wall, 1e-9), 2),
+            }
+    errors = [e for f in seq.frames[:: max(1, len(seq.frames) // 20)] if f.present
+              for e in bone_angle_errors_deg(model, f).values()]
+    result["exact_rig_mean_deg"] = round(float(np.mean(errors)), 3) if errors else None
+    pck: dict[str, Any] = {}
+    n_pck = 8 if quick else 20
+    with PoseExtractor(PoseOptions(hands=False, face=False, smoothing=False, max_duration_s=seconds)) as ex:
+        for char in PHOTO_CHARACTERS[: 1 if quick else 2]:
+            crig = analyse_character(data / "characters" / char, pose_extractor=ex)
+            for vname in PCK_VIDEOS[: 1 if quick else 2]:
+                perf = ex.process_video(data / "videos" / vname) if vname != VIDEO else performer
+                ex.reset()
+                cseq = retarget(perf, crig, RetargetOptions())
+                idx = [int(i) for i in np.linspace(0, len(cseq.frames) - 1, n_pck)]
+                value, joints = _pck(crig, cseq, ex, idx)
+                pck[f"{pathlib.Path(char).stem[:24]}|{pathlib.Path(vname).stem[:24]}"] = {
+                    "pck@0.1": round(value, 3), "joints": joints}
+    result["pck"] = pck
+    if pck:
+        result["pck_mean"] = round(float(np.mean([v["pck@0.1"] for v in pck.values()])), 3)
+    return result
