@@ -60,7 +60,7 @@ demo: setup models ## write the sample kit and animate it into out/demo/animated
 	$(BIN)/motionctl animate --image $(OUT)/demo/character.png --video $(OUT)/demo/performer.mp4 -o $(OUT)/demo/animated.mp4
 
 helm-lint: setup ## render and lint the Helm chart offline, validate the manifests
-	$(BIN)/pytest -q tests/deploy
+	$(BIN)/pytest -q -m "not integration" tests/deploy
 
 images: ## build the container images (needs a Docker engine)
 	docker build -f deploy/docker/Dockerfile.gateway -t motion-control/gateway:dev .

@@ -302,3 +302,11 @@ def rects_close(prev: Rect, new: Rect, rotation_deg: float, translation: float, 
     d_tr = math.hypot(new.x_center - prev.x_center, new.y_center - prev.y_center) / size
     d_sc = abs(new.size_px - prev.size_px) / size
     return d_rot < rotation_deg and d_tr < translation and d_sc < scale
+
+
+def face_landmarks_rect(px: np.ndarray) -> Rect:
+    """face_landmark_landmarks_to_roi: bounding box of the mesh, rotation from the eye corners 33 -> 263
+    (target 0), scale 1.5, square."""
+    lo, hi = px[:, :2].min(axis=0), px[:, :2].max(axis=0)
+    return Rect(float(lo[0] + hi[0]) / 2, float(lo[1] + hi[1]) / 2, float(hi[0] - lo[0]), float(hi[1] - lo[1]),
+                rotation_from_points(px[33, :2], px[263, :2], 0.0)).transform(1.5, 1.5)

@@ -112,6 +112,7 @@ class _Tracker:
     last_seen_s: float = -1e9
     track_id: int = 0
     hand_rois: dict[str, g.Rect] = field(default_factory=dict)
+    face_roi: g.Rect | None = None
     smoothers: dict[str, LandmarkSmoother] = field(default_factory=dict)
 
     def smoother(self, key: str, params: OneEuroParams, with_visibility: bool = True) -> LandmarkSmoother:
@@ -419,20 +420,25 @@ class PoseExtractor:
                       g.rotation_from_points(kps[0], kps[1], 0.0)).transform(2.0, 2.0, shift_y=-0.1)
 
     def _face(self, rgb: np.ndarray, body: np.ndarray) -> Face | None:
-        if self._face_lm is None:  # hands/face disabled in the options
+        if self._face_lm is None:  # face disabled in the options
             return None
-        roi = self._face_roi(rgb, body)
-        if roi is None:
-            return None
-        crop = roi.crop(rgb, 192, 192)
-        mesh, flag = self._face_lm.run((crop.astype(np.float32) / 255.0)[None])
-        score = float(_sigmoid(flag.reshape(-1))[0])
-        if score < 0.5:
+        # Candidates: the detector-refined ROI from the body, then last frame's mesh-derived ROI (tracking).
+        prev = self._parts_state.face_roi
+        self._parts_state.face_roi = None
+        candidates = [r for r in (self._face_roi(rgb, body), prev) if r is not None]
+        for roi in candidates:
+            crop = roi.crop(rgb, 192, 192)
+            mesh, flag = self._face_lm.run((crop.astype(np.float32) / 255.0)[None])
+            score = float(_sigmoid(flag.reshape(-1))[0])
+            if score >= 0.5:
+                break
+        else:
             return None
         lm = mesh.reshape(N_FACE, 3) / 192.0
         px = np.zeros((N_FACE, 5), np.float32)
         px[:, :3] = roi.project(lm)
         px[:, 3:] = score
+        self._parts_state.face_roi = g.face_landmarks_rect(px)
         return Face(landmarks=px, score=score, expression=face_expression(px))
 
     # ---- frames -------------------------------------------------------------------------------------------
@@ -444,6 +450,7 @@ class PoseExtractor:
         ps = self._parts_state
         if res is None:
             ps.hand_rois.clear()
+            ps.face_roi = None
             ps.reset_filters("left_hand", "right_hand", "face")
             return SkeletonFrame.missing(index, t_s)
         hands: dict[str, Hand | None] = {"left": None, "right": None}

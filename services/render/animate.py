@@ -175,7 +175,7 @@ def contact_sheet(frames: list[np.ndarray], columns: int = 4, cell_h_px: int = 3
     cw = max(2, round(w0 * cell_h_px / h0))
     cells = []
     for i, f in enumerate(frames):
-        img = f
+        img: np.ndarray = f
         if img.shape[2] == 4:
             yy, xx = np.mgrid[0:img.shape[0], 0:img.shape[1]]
             checker = np.where(((yy // 16 + xx // 16) % 2)[..., None] == 0, 200, 150).astype(np.float32)
@@ -221,6 +221,7 @@ def write_preview(rig: CharacterRig, seq: SkeletonSequence, video: str | pathlib
                 ref = next(ref_iter, None)
                 rendered = r.render_frame(seq, i)[..., :3]
                 right = cv2.resize(np.ascontiguousarray(rendered), (rw, height_px), interpolation=cv2.INTER_AREA)
+                left: np.ndarray
                 if ref is None:
                     left = np.zeros((height_px, height_px, 3), np.uint8)
                 else:

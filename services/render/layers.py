@@ -16,8 +16,15 @@ import numpy as np
 from motion.rig import CharacterRig
 from services.render.fill import inpaint_rgb
 from services.render.mesh import Mesh, triangulate_mask
-from services.render.skin import LIMB_ROOT_BONE, Bones, Part, Skin, complete_joints, compute_skin, segment_distance
-
+from services.render.skin import (
+    LIMB_ROOT_BONE,
+    Bones,
+    Part,
+    Skin,
+    complete_joints,
+    compute_skin,
+    segment_distance,
+)
 
 _ROOT_JOINT = {Part.LEFT_ARM: "left_shoulder", Part.RIGHT_ARM: "right_shoulder",
                Part.LEFT_LEG: "left_hip", Part.RIGHT_LEG: "right_hip"}
@@ -77,11 +84,22 @@ def label_parts(mask: np.ndarray, bones: Bones, radius: dict[Part, float],
     pts = np.stack([xs, ys], axis=1).astype(np.float64)
     best = np.full(len(pts), np.inf)
     best_part = np.zeros(len(pts), dtype=np.int8)
+    best_limb = np.full(len(pts), np.inf)
+    limb_part = np.zeros(len(pts), dtype=np.int8)
     for b, spec in enumerate(bones.specs):
         d = segment_distance(pts, bones.rest_parent[b], bones.rest_child[b]) / radius[spec.part]
         closer = d < best
         best[closer] = d[closer]
         best_part[closer] = int(spec.part)
+        if spec.part != Part.TORSO:
+            closer = d < best_limb
+            best_limb[closer] = d[closer]
+            limb_part[closer] = int(spec.part)
+    # Within its own thickness a limb always wins: an arm raised against the head or crossing the
+    # chest must move with the arm, however close the torso's bones are.
+    claim = best_limb <= 1.0
+    best_part[claim] = limb_part[claim]
+    best[claim] = best_limb[claim]
     if trunk is not None:
         poly = np.zeros(mask.shape, np.uint8)
         cv2.fillConvexPoly(poly, np.round(trunk).astype(np.int32), 1)

@@ -70,9 +70,10 @@ def create_context() -> moderngl.Context:
     try:
         with _CTX_LOCK:
             device = os.environ.get("MOTION_EGL_DEVICE")
+            kwargs: dict[str, object] = {"standalone": True, "backend": "egl"}
             if device:
-                return moderngl.create_context(standalone=True, backend="egl", device_index=int(device))
-            return moderngl.create_context(standalone=True, backend="egl")
+                kwargs["device_index"] = int(device)
+            return moderngl.create_context(**kwargs)  # type: ignore[arg-type]
     except Exception as exc:  # noqa: BLE001 - any EGL/driver failure means the same thing to the user
         raise FailedPreconditionError(
             "render.egl_unavailable: cannot create an OpenGL context through EGL "
@@ -95,19 +96,25 @@ class Rasterizer:
         self._tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
         self._tex.repeat_x = self._tex.repeat_y = False
         self._prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
-        self._prog["u_size"].value = (float(self.width_px), float(self.height_px))  # type: ignore[index,attr-defined]
+        self._prog["u_size"].value = (float(self.width_px), float(self.height_px))  # type: ignore[union-attr]
         n_v = len(uvs)
         self._pos = ctx.buffer(reserve=max(n_v, 1) * 8)
         static = np.concatenate([uvs.astype(np.float32), layer_ids.astype(np.float32)[:, None]], axis=1)
         self._static = ctx.buffer(np.ascontiguousarray(static).tobytes())
         self._index = ctx.buffer(reserve=4)
         self._n_v = n_v
-        self._bg_vao: moderngl.VertexArray | None = None
         self._bg_tex: moderngl.Texture | None = None
+        self._bg_fbo: moderngl.Framebuffer | None = None
+        self._bg_vao: moderngl.VertexArray | None = None
         if background_premul is not None:
             bh, bw = background_premul.shape[:2]
+            if (bw, bh) != (self.width_px, self.height_px):
+                raise ValueError(f"background is {bw}x{bh}, the frame {self.width_px}x{self.height_px}")
+            # The background is uploaded once into its own framebuffer and blitted at the start of each
+            # frame: a copy is much cheaper than drawing a textured full-screen quad on llvmpipe.
             self._bg_tex = ctx.texture((bw, bh), 4, np.ascontiguousarray(background_premul).tobytes())
-            self._bg_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+            self._bg_fbo = ctx.framebuffer(color_attachments=[self._bg_tex])
+            # GL cannot blit into a multisampled target: with MSAA the background is drawn as a quad.
             bg_prog = ctx.program(vertex_shader=_BG_VERTEX, fragment_shader=_BG_FRAGMENT)
             quad = np.array([0, 0, 1, 0, 0, 1, 1, 1], dtype=np.float32)
             self._bg_vao = ctx.vertex_array(bg_prog, [(ctx.buffer(quad.tobytes()), "2f", "in_pos")])
@@ -157,11 +164,16 @@ class Rasterizer:
         idx = np.ascontiguousarray(indices, dtype=np.int32).ravel()
         vao = self._ensure_vao(len(idx))
         self._index.write(idx.tobytes())
-        self._msaa.use()
-        ctx.clear(0.0, 0.0, 0.0, 0.0)
+        multisampled = self._msaa is not self._resolved
+        if self._bg_fbo is not None and not multisampled:
+            ctx.copy_framebuffer(self._msaa, self._bg_fbo)
+            self._msaa.use()
+        else:
+            self._msaa.use()
+            ctx.clear(0.0, 0.0, 0.0, 0.0)
         ctx.enable(moderngl.BLEND)
         ctx.blend_func = moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA
-        if self._bg_vao is not None and self._bg_tex is not None:
+        if multisampled and self._bg_vao is not None and self._bg_tex is not None:
             self._bg_tex.use(0)
             self._bg_vao.render(moderngl.TRIANGLE_STRIP)
         self._tex.use(0)

@@ -17,11 +17,17 @@ from motion.errors import InputError
 from motion.media import EncoderOptions
 from motion.rig import CharacterRig
 from motion.skeleton import SkeletonFrame, SkeletonSequence
-from services.render.composite import Background, BackgroundMode, FrameGeometry, background_image, frame_geometry
+from services.render.composite import (
+    Background,
+    BackgroundMode,
+    FrameGeometry,
+    background_image,
+    frame_geometry,
+)
 from services.render.encode import EncodeStats, encode_frames
 from services.render.layers import RigModel, build_rig_model
 from services.render.raster import Rasterizer
-from services.render.skin import Part, swap_side, bone_transforms, deform, frame_joints
+from services.render.skin import Part, bone_transforms, deform, frame_joints, swap_side
 
 # A limb goes behind the torso when its joints are this far (metres, world z) behind the trunk, and comes
 # back in front only once it is clearly forward again: the gap stops layers flickering near the plane.
@@ -94,7 +100,7 @@ def depth_states(seq: SkeletonSequence, parts: list[Part]) -> np.ndarray:
                 z = np.asarray(pts, dtype=np.float64)[:, 2]
                 if frame is not None and frame.world is None:
                     z = z / max(float(seq.height), 1.0) * 1.7  # image z is in pixels; metres-ish scale
-                names = _LIMB_JOINTS[part]
+                names: tuple[str, ...] = _LIMB_JOINTS[part]
                 if frame is not None and frame.mirrored:
                     names = tuple(swap_side(n) for n in names)  # the layer follows the other side's joints
                 rel = float(np.mean(z[[idx[n] for n in names]]) - np.mean(z[[idx[n] for n in _TRUNK]]))

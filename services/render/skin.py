@@ -190,8 +190,20 @@ def segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.nda
     return np.asarray(np.hypot(*(points - closest).T))
 
 
+def _bone_coordinates(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distance past the segment's ends along its axis, distance from its axis line) of each point."""
+    ab = b - a
+    length = max(float(np.hypot(*ab)), 1e-9)
+    u = ab / length
+    rel = points - a
+    t = rel @ u
+    along = np.maximum(0.0, np.maximum(-t, t - length))
+    lateral = np.abs(rel[:, 0] * u[1] - rel[:, 1] * u[0])
+    return along, lateral
+
+
 def compute_skin(vertices: np.ndarray, triangles: np.ndarray, bones: Bones, allowed: np.ndarray,
-                 scale_px: float, smoothing_iterations: int = 4, seed: np.ndarray | None = None) -> Skin:
+                 scale_px: float, smoothing_iterations: int = 2, seed: np.ndarray | None = None) -> Skin:
     """Weights from inverse distance to the allowed bones, smoothed over the mesh's edges.
 
     ``allowed`` is (V, B) in [0, 1] (bool or a smooth falloff): how much each bone may move each vertex (a limb's own bones; its root
@@ -199,11 +211,14 @@ def compute_skin(vertices: np.ndarray, triangles: np.ndarray, bones: Bones, allo
     weights; smoothing then spreads them within ``allowed``. ``scale_px`` sets the blend width at joints.
     """
     n_v, n_b = len(vertices), len(bones.specs)
-    dist = np.stack([segment_distance(vertices, bones.rest_parent[b], bones.rest_child[b])
-                     for b in range(n_b)], axis=1) if n_b else np.zeros((n_v, 0))
-    # Steep falloff: a bone's pull is near 1 along its own length and fades within ~half a limb width
-    # past its end, so limbs stay rigid between joints and bend only at them.
-    raw = 1.0 / (1.0 + (dist / max(0.5 * scale_px, 1.0)) ** 6)
+    raw = np.zeros((n_v, n_b))
+    blend_px = max(0.35 * scale_px, 1.0)
+    for b in range(n_b):
+        along, lateral = _bone_coordinates(vertices, bones.rest_parent[b], bones.rest_child[b])
+        # A bone pulls fully along its own length and fades within ~a third of a limb width past its
+        # ends (limbs stay rigid between joints and bend only at them); sideways it fades slowly, so
+        # a wide sleeve or skirt still follows its bone.
+        raw[:, b] = np.exp(-((along / blend_px) ** 2)) / (1.0 + (lateral / max(2.0 * scale_px, 1.0)) ** 4)
     allowed = np.asarray(allowed, dtype=np.float64)
     raw = raw * allowed if seed is None else raw * allowed * seed
     raw = _normalise(raw)

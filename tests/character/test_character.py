@@ -223,6 +223,11 @@ def test_analyse_detects_joints_with_pose_pipeline_on_photo(shared_data: pathlib
         ls, rs = rig.joints["left_shoulder"], rig.joints["right_shoulder"]
         assert ls[0] > rs[0]  # anatomical left on the image's right for a front-facing person
         assert rig.bone("left_shin") is not None and rig.missing_parts == []
+        # White-outlined anime figure: a foot cut off from the body by light skin must stay in the mask.
+        anime = analyse_character(shared_data / "characters" / "moore_aa__anyone-5.png", pose_extractor=ex)
+        assert anime.mask_source == "threshold" and anime.missing_parts == []
+        x, y = anime.joints["left_ankle"]
+        assert anime.mask[int(y), int(x)] == 255
         # A shape with no person: a mask is found, but the detector sees nobody.
         blank = np.full((480, 360, 3), 235, np.uint8)
         cv2.rectangle(blank, (100, 80), (260, 400), (60, 90, 160), -1)

@@ -7,6 +7,7 @@ import copy
 import importlib
 import json
 import pathlib
+import re
 from typing import Any
 
 import kubernetes_validate
@@ -160,33 +161,34 @@ def test_lint_reports_no_warnings_with_value_set(value_set: str, kube_version: s
 
 
 @pytest.mark.parametrize(
-    "bad",
+    "bad,where",
     [
-        {"gpu": {"enabled": "yes"}},
-        {"gateway": {"grpcPort": 70000}},
-        {"gateway": {"image": {"pullPolicy": "Sometimes"}}},
-        {"gateway": {"autoscaling": {"targetCPUUtilizationPercentage": 150}}},
-        {"podSecurityContext": {"runAsNonRoot": False}},
-        {"securityContext": {"allowPrivilegeEscalation": True}},
-        {"ray": {"apps": {"pose": {"runtime": "onnx"}}}},
-        {"ray": {"apps": {"render": {"maxOngoingRequests": 0}}}},
-        {"ray": {"apps": {"retarget": {"importPath": "services.retarget.app"}}}},
-        {"ray": {"workerGroups": {"gpuLarge": {"resources": {"requests": {"cpu": "lots"}}}}}},
-        {"ray": {"upgradeStrategy": "InPlace"}},
-        {"objectStore": {"bucket": "Bad_Bucket"}},
-        {"metrics": {"prometheusRule": {"errorRatio": 5}}},
-        {"metrics": {"serviceMonitor": {"interval": "30 seconds"}}},
-        {"unknownTopLevel": True},
+        ({"gpu": {"enabled": "yes"}}, "/gpu/enabled"),
+        ({"gateway": {"grpcPort": 70000}}, "/gateway/grpcPort"),
+        ({"gateway": {"image": {"pullPolicy": "Sometimes"}}}, "/gateway/image/pullPolicy"),
+        ({"gateway": {"autoscaling": {"targetCPUUtilizationPercentage": 150}}}, "targetCPUUtilizationPercentage"),
+        ({"gateway": {"apiKeys": {"keys": {"short": "tenant"}}}}, "invalid propertyName 'short'"),
+        ({"podSecurityContext": {"runAsNonRoot": False}}, "/podSecurityContext/runAsNonRoot"),
+        ({"securityContext": {"allowPrivilegeEscalation": True}}, "/securityContext/allowPrivilegeEscalation"),
+        ({"ray": {"apps": {"pose": {"runtime": "onnx"}}}}, "/ray/apps/pose/runtime"),
+        ({"ray": {"apps": {"render": {"maxOngoingRequests": 0}}}}, "/ray/apps/render/maxOngoingRequests"),
+        ({"ray": {"apps": {"retarget": {"importPath": "services.retarget.app"}}}}, "/ray/apps/retarget/importPath"),
+        ({"ray": {"workerGroups": {"gpuLarge": {"resources": {"requests": {"cpu": "lots"}}}}}}, "/requests/cpu"),
+        ({"ray": {"upgradeStrategy": "InPlace"}}, "/ray/upgradeStrategy"),
+        ({"objectStore": {"bucket": "Bad_Bucket"}}, "/objectStore/bucket"),
+        ({"metrics": {"prometheusRule": {"errorRatio": 5}}}, "/metrics/prometheusRule/errorRatio"),
+        ({"metrics": {"serviceMonitor": {"interval": "30 seconds"}}}, "/metrics/serviceMonitor/interval"),
+        ({"unknownTopLevel": True}, "unknownTopLevel"),
     ],
 )
-def test_values_schema_rejects_values_with_bad_type_or_range(bad: dict[str, Any]) -> None:
+def test_values_schema_rejects_values_with_bad_type_or_range(bad: dict[str, Any], where: str) -> None:
     import helm_python
 
     with helm_python.Chart.load(CHART_DIR) as chart:
-        with pytest.raises(helm_python.HelmValuesError):
+        with pytest.raises(helm_python.HelmValuesError, match=re.escape(where)):
             chart.validate_schema(bad)
     # Rendering enforces the schema too, so `helm install` refuses the same values.
-    with pytest.raises(helm_python.HelmValuesError):
+    with pytest.raises(helm_python.HelmValuesError, match=re.escape(where)):
         render(bad)
 
 

@@ -286,3 +286,48 @@ def test_retarget_both_orientations_with_live_pose_on_turning_model(shared_data:
         assert res.contact_frames > 0
         assert res.foot_skate_after_px * 5 <= res.foot_skate_before_px, (orientation, res.foot_skate_before_px,
                                                                          res.foot_skate_after_px)
+
+
+def test_image_orientation_keeps_profile_with_character_facing_left(rig: CharacterRig) -> None:
+    import dataclasses
+
+    profile = dataclasses.replace(rig, facing="left")
+    seq = make_sequence(30, yaw_deg=lambda t: 60 * t, arm_swing=False)
+    image = retarget(seq, profile, RetargetOptions(orientation="image"))
+    video = retarget(seq, profile, RetargetOptions(orientation="video"))
+    spine = profile.bone("spine")
+    assert spine is not None
+    for fi, fv, src in zip(image.frames, video.frames, seq.frames, strict=True):
+        assert fi.body is not None and fv.body is not None
+        # Drawn facing left: whatever the performer's yaw, the image mode shows a profile (shoulders overlap).
+        assert abs(fi.body[B.LEFT_SHOULDER, 0] - fi.body[B.RIGHT_SHOULDER, 0]) < 0.1 * spine.length_px
+        assert abs(fi.body_yaw_deg) < 5
+        assert fv.body_yaw_deg == pytest.approx(60 * src.timestamp_s, abs=1.0)
+
+
+def test_root_motion_scales_by_height_ratio_with_moving_performer(rig: CharacterRig) -> None:
+    seq = make_sequence(40, arm_swing=False)
+    for i, f in enumerate(seq.frames):
+        assert f.body is not None
+        f.body[:, 0] += 2.0 * i  # 78 px to the right in video pixels
+        f.body[:, 1] -= 1.0 * i  # and 39 px up (a slow rise)
+    res = retarget_with_report(seq, rig, RetargetOptions(pin_feet=False, keep_in_frame=False))
+    hips = [(f.body[B.LEFT_HIP, :2] + f.body[B.RIGHT_HIP, :2]) / 2 for f in res.sequence.frames]
+    src = [(f.body[B.LEFT_HIP, :2] + f.body[B.RIGHT_HIP, :2]) / 2 for f in seq.frames]
+    moved, moved_src = hips[-1] - hips[0], src[-1] - src[0]
+    assert np.allclose(moved, moved_src * res.height_ratio, atol=0.5)
+    assert np.allclose(hips[0], rig.joints["hip_center"], atol=0.5)  # starts where the character stands
+    # Ratio = character (spine + neck + thigh + shin) / the performer's, both in pixels.
+    lengths = {b.name: b.length_px for b in rig.bones}
+    char = lengths["spine"] + lengths["neck"] + (lengths["left_thigh"] + lengths["right_thigh"]) / 2 + (
+        lengths["left_shin"] + lengths["right_shin"]) / 2
+    p = seq.frames[0].body[:, :2]
+
+    def d(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.linalg.norm(a - b))
+
+    hip_c, sh_c = (p[B.LEFT_HIP] + p[B.RIGHT_HIP]) / 2, (p[B.LEFT_SHOULDER] + p[B.RIGHT_SHOULDER]) / 2
+    perf = d(sh_c, hip_c) + d(p[B.NOSE], sh_c) + (d(p[B.LEFT_KNEE], p[B.LEFT_HIP]) + d(p[B.RIGHT_KNEE], p[B.RIGHT_HIP])
+                                                  ) / 2 + (d(p[B.LEFT_ANKLE], p[B.LEFT_KNEE])
+                                                           + d(p[B.RIGHT_ANKLE], p[B.RIGHT_KNEE])) / 2
+    assert res.height_ratio == pytest.approx(char / perf, rel=1e-3)

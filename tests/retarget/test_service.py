@@ -67,3 +67,29 @@ def test_retarget_rpc_reports_invalid_argument_with_missing_rig_ref(
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     err = error_from_rpc(exc.value)
     assert getattr(err, "rule", "") == "retarget.rig_ref"
+
+
+def test_standalone_server_serves_health_and_stops_with_sigterm(tmp_path: pathlib.Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from motion.grpcutil import health_status
+
+    env = {**os.environ, "MOTION_BIND_HOST": "127.0.0.1", "MOTION_INTERNAL_TOKEN": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "services.retarget", "--port", "0", "--metrics-port", "-1",
+                             "--store", f"file://{tmp_path / 'store'}"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "RetargetService listening on 127.0.0.1:" in line, line
+        address = line.rsplit(" ", 1)[-1].strip()
+        assert health_status(address, "motion.v1.RetargetService") == "SERVING"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

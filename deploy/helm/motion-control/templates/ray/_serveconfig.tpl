@@ -37,8 +37,9 @@ so the Ray autoscaler grows exactly the group whose queue is long.
   "max_queued_requests" $a.maxQueuedRequests
   "autoscaling_config" $autoscaling
   "ray_actor_options" $actor }}
-{{- $envVars := dict "MOTION_SERVE_APPLICATION" $name }}
+{{- $envVars := dict }}
 {{- if and (eq $name "pose") $v.gpu.enabled }}
+{{- /* Pose runtime on GPU nodes (torch or tensorrt); the CPU default is litert. */}}
 {{- $_ := set $envVars "MOTION_POSE_RUNTIME" $a.runtime }}
 {{- end }}
 {{- $app := dict
@@ -46,7 +47,7 @@ so the Ray autoscaler grows exactly the group whose queue is long.
   "route_prefix" (printf "/%s" $name)
   "import_path" $a.importPath
   "args" (dict "model_dir" "/opt/motion/models")
-  "runtime_env" (dict "env_vars" $envVars)
+  "runtime_env" (ternary (dict "env_vars" $envVars) (dict) (gt (len $envVars) 0))
   "deployments" (list $deployment) }}
 {{- $applications = append $applications $app }}
 {{- end }}
