@@ -12,6 +12,7 @@ from typing import cast
 import av
 import av.audio.stream
 import av.container
+import numpy as np
 
 from motion.media.video import open_input
 
@@ -55,6 +56,11 @@ class AudioCarrier:
             self._input.close()
             return
         self._in_stream = self._input.streams.audio[0]
+        # Output time 0 is source time `start_s` on the source's *video* clock, so audio that
+        # starts late (or early) in the source keeps its offset to the picture.
+        video = self._input.streams.video[0] if self._input.streams.video else None
+        self._origin_s = float(video.start_time * video.time_base) if video and video.start_time is not None \
+            and video.time_base else 0.0
         name = self._in_stream.codec_context.name
         self.copied = name in COPYABLE_AUDIO.get(out_format, set())
         if self.copied:
@@ -73,15 +79,14 @@ class AudioCarrier:
         self._resampler = av.AudioResampler(format=fmt, layout=layout, rate=self._rate)
         self._fifo = av.AudioFifo()
         self._decoded: Iterator[av.AudioFrame] = self._input.decode(self._in_stream)
-        self._skip = int(round(self._start_s * self._rate))
+        self._skip: int | None = None  # samples to drop (or, negative, silence to insert); set on the first frame
         self._written = 0
         self._eof = False
 
     # -- copy ----------------------------------------------------------------------------------------
     def _copy_packets(self) -> Iterator[tuple[float, av.Packet]]:
         tb = self._in_stream.time_base or Fraction(1, self._in_stream.codec_context.sample_rate or 48000)
-        origin = self._in_stream.start_time or 0
-        start_pts = origin + int(self._start_s / tb)
+        start_pts = int(round((self._origin_s + self._start_s) / tb))
         shift: int | None = None
         preroll: av.Packet | None = None
         for packet in self._input.demux(self._in_stream):
@@ -91,7 +96,7 @@ class AudioCarrier:
                 if packet.pts < start_pts - (packet.duration or 0) // 2:
                     preroll = packet  # AAC and friends need the packet before the cut to decode it
                     continue
-                shift = max(packet.pts, origin)
+                shift = start_pts
                 if preroll is not None and preroll.pts is not None and preroll.pts < shift:
                     yield 0.0, self._retime(preroll, shift)
             rel_s = float((packet.pts - shift) * tb)
@@ -130,6 +135,12 @@ class AudioCarrier:
         while self._fifo.samples < samples and not self._eof:
             try:
                 frame = next(self._decoded)
+                if self._skip is None:
+                    first_s = frame.time if frame.time is not None else self._origin_s
+                    self._skip = int(round((self._origin_s + self._start_s - first_s) * self._rate))
+                    if self._skip < 0:  # the source's audio starts after the window: lead with silence
+                        self._fifo.write(self._silence(-self._skip))
+                        self._skip = 0
                 frame.pts = None
                 chunks = self._resampler.resample(frame)
             except StopIteration:
@@ -142,6 +153,17 @@ class AudioCarrier:
                 take = min(self._skip, self._fifo.samples)
                 self._fifo.read(take)
                 self._skip -= take
+
+    def _silence(self, samples: int) -> av.AudioFrame:
+        fmt = self._enc.format.name
+        layout = self._enc.layout.name
+        channels = self._enc.layout.nb_channels
+        planar = self._enc.format.is_planar
+        dtype = {"fltp": np.float32, "flt": np.float32, "s16": np.int16, "s16p": np.int16}[fmt]
+        shape = (channels, samples) if planar else (1, samples * channels)
+        frame = av.AudioFrame.from_ndarray(np.zeros(shape, dtype), format=fmt, layout=layout)
+        frame.sample_rate = self._rate
+        return frame
 
     def _encode(self, frame: av.AudioFrame | None) -> None:
         if frame is not None:

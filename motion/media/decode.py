@@ -9,6 +9,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+from av.video.reformatter import Colorspace, VideoReformatter
 
 from motion.errors import InputError, NotFoundError
 from motion.media.video import MAX_FPS, open_input, stream_rotation_deg
@@ -24,12 +25,14 @@ class VideoFrame:
     rgb: np.ndarray  # (H, W, 3) uint8, display orientation
 
 
-def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
+def frame_to_rgb(frame: av.VideoFrame, reformatter: VideoReformatter | None = None) -> np.ndarray:
     """RGB with the matrix the stream declares (BT.709 when tagged, BT.601 otherwise, like players)."""
     if frame.format.name == "rgb24":
         return frame.to_ndarray()
-    src = "ITU709" if int(frame.colorspace) == _BT709 else "ITU601"
-    return frame.reformat(format="rgb24", src_colorspace=src).to_ndarray()
+    src = Colorspace.ITU709 if int(frame.colorspace) == _BT709 else Colorspace.ITU601
+    # A kept reformatter reuses its swscale context across frames of one stream.
+    rgb = (reformatter or VideoReformatter()).reformat(frame, format="rgb24", src_colorspace=src)
+    return rgb.to_ndarray()
 
 
 def rotate_rgb(rgb: np.ndarray, rotation_deg: int) -> np.ndarray:
@@ -84,6 +87,7 @@ def iter_frames(
             target_pts = int((origin_s + start_frame / float(out_fps)) / tb)
             container.seek(target_pts, stream=stream, backward=True, any_frame=False)
         rotation_tag = stream_rotation_deg(stream)
+        reformatter = VideoReformatter()
 
         k = start_frame
         prev_rgb: np.ndarray | None = None
@@ -104,7 +108,7 @@ def iter_frames(
                 if prev_rgb is not None:
                     last_step_s = max(t - prev_t, 1e-6)
                 rotation = int(round(frame.rotation / 90.0)) * 90 % 360 or rotation_tag
-                prev_rgb = rotate_rgb(frame_to_rgb(frame), rotation)
+                prev_rgb = rotate_rgb(frame_to_rgb(frame, reformatter), rotation)
                 prev_t = t
         except av.error.FFmpegError as exc:
             raise InputError("video.corrupt", f"video stream stopped decoding: {exc}",

@@ -295,7 +295,9 @@ class PoseExtractor:
                 tr.track_id = self.options.track_id
                 return rois[order[k]]
         roi = max(rois, key=lambda r: r.size_px)
-        tr.track_id += 1 if self.options.track_id == 0 else 0
+        if self.options.track_id == 0:
+            tr.track_id += 1  # a new track: possibly another person, so the filters start afresh
+        tr.reset_filters("body", "world", "aux")
         return roi
 
     def _landmarks(self, rgb: np.ndarray, roi: g.Rect) -> _BodyResult | None:

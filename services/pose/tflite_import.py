@@ -24,16 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from motion.errors import FailedPreconditionError, ModelError
+from motion.errors import ModelError
 
 try:
     import tflite
     from tflite.BuiltinOperator import BuiltinOperator
     from tflite.TensorType import TensorType
-except ImportError as exc:  # pragma: no cover - dependency of the torch runtime
-    raise FailedPreconditionError(
-        "the torch pose runtime needs the `tflite` package (pip install 'tflite>=2.18,<3')"
-    ) from exc
+except ImportError as exc:  # get_runtime reports it as "runtime 'torch' is not available here"
+    raise ImportError("the torch pose runtime needs the `tflite` package (pip install 'tflite>=2.18,<3')") from exc
 
 
 _OP_NAMES: dict[int, str] = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
@@ -296,7 +294,7 @@ def _const_for(value: np.ndarray, out_rank: int) -> torch.Tensor:
     arr = np.asarray(value, dtype=np.float32)
     if out_rank == 4:
         arr = arr.reshape((1,) * (4 - arr.ndim) + arr.shape).transpose(0, 3, 1, 2)
-    return torch.from_numpy(np.ascontiguousarray(arr))
+    return torch.from_numpy(np.array(arr, order="C"))  # a writable copy of the read-only model buffer
 
 
 def _same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
@@ -633,7 +631,7 @@ def _build_op(graph: TFLiteGraph, op: GraphOp) -> tuple[nn.Module, list[int]]:
         return consts[op.inputs[i]]
 
     def tensor(arr: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        return torch.from_numpy(np.array(arr, dtype=np.float32, order="C"))  # a copy: buffers are read-only
 
     def optional_bias(i: int) -> torch.Tensor | None:
         if len(op.inputs) <= i or op.inputs[i] < 0:

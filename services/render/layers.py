@@ -2,8 +2,8 @@
 
 The torso layer covers the trunk even where an arm lay across it in the image (that area is inpainted
 from the torso alone), so a moving limb uncovers plausible torso, never a hole or a ghost of itself.
-Limb layers reach a little into the torso at their root and blend into the torso bone there, so
-shoulders and hips never open.
+Limb layers blend into the torso bone near their root joint, so shoulders and hips stretch instead of
+opening; layers overlap by a few pixels at their cuts so seams never show the background.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from motion.rig import CharacterRig
-from services.render.fill import inpaint_rgb
+from services.render.fill import decontaminate_edges, inpaint_rgb
 from services.render.mesh import Mesh, triangulate_mask
 from services.render.skin import (
     LIMB_ROOT_BONE,
@@ -26,6 +26,7 @@ from services.render.skin import (
     segment_distance,
 )
 
+OVERLAP_PX = 2
 _ROOT_JOINT = {Part.LEFT_ARM: "left_shoulder", Part.RIGHT_ARM: "right_shoulder",
                Part.LEFT_LEG: "left_hip", Part.RIGHT_LEG: "right_hip"}
 
@@ -140,7 +141,7 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
     mask = rig.mask > 0
     radius = _part_radius(bones, joints, height_px)
     labels = label_parts(mask, bones, radius, _trunk_polygon(joints, 1.0))
-    tex = rig.texture_rgba
+    tex = decontaminate_edges(rig.texture_rgba)
     alpha_src = tex[..., 3]
     present_parts = sorted({int(p) for p in np.unique(labels) if p >= 0})
 
@@ -160,27 +161,20 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
             rgb = inpaint_rgb(tex[..., :3], covered, known=own) if np.any(covered) else tex[..., :3]
             alpha = np.where(covered, 255, alpha_src).astype(np.uint8)
         else:
-            reach = max(2, round(0.3 * radius[part]))
-            grown = cv2.dilate(own.astype(np.uint8), cv2.getStructuringElement(
-                cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))) > 0
-            # Reach into the torso only around the root joint (never into another limb, never along the
-            # limb's length: torso pixels carried by a limb would swing with it as flaps).
-            near_root = np.zeros((h, w), np.uint8)
-            root_joint = _ROOT_JOINT[part]
-            if root_joint in joints:
-                cx, cy = (int(round(v)) for v in joints[root_joint])
-                cv2.circle(near_root, (cx, cy), max(3, round(1.5 * radius[part])), 1, -1)
-            region = own | (grown & mask & (labels == int(Part.TORSO)) & (near_root > 0))
+            # Only the limb's own pixels: torso pixels carried by a limb would swing with it as flaps.
+            region = own.copy()
             rgb = tex[..., :3]
             alpha = alpha_src
         if int(region.sum()) < 16:
             continue
-        # A soft cut where the layer ends inside the body; the silhouette keeps the texture's own alpha.
-        soft = cv2.GaussianBlur(cv2.dilate(region.astype(np.uint8) * 255, np.ones((3, 3), np.uint8)),
-                                (0, 0), 1.0)
-        layer_alpha = (alpha.astype(np.uint16) * soft.astype(np.uint16) // 255).astype(np.uint8)
+        # Where a layer ends inside the body it reaches OVERLAP_PX past its cut, fully opaque: adjacent
+        # layers then overlap instead of each fading out, which would let the background shine through
+        # the seam. The silhouette keeps the texture's own (anti-aliased) alpha.
+        grown = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(
+            cv2.MORPH_ELLIPSE, (2 * OVERLAP_PX + 1, 2 * OVERLAP_PX + 1))) > 0
+        layer_alpha = np.where(grown, alpha, 0).astype(np.uint8)
         try:
-            mesh = triangulate_mask(region, spacing)
+            mesh = triangulate_mask(grown, spacing)
         except Exception:  # noqa: BLE001 - a sliver layer is dropped rather than failing the whole rig
             continue
         seed, allowed = _allowed_bones(mesh.vertices, labels, bones, part, radius[part])

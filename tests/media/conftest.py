@@ -37,6 +37,7 @@ def write_video(
     timestamps_s: Sequence[float] | None = None,
     audio_codec: str | None = None,
     audio_s: float | None = None,
+    audio_delay_s: float = 0.0,
     image_for: Callable[[int], np.ndarray] | None = None,
 ) -> pathlib.Path:
     """Encodes a test clip; `timestamps_s` gives variable frame times (ms time base)."""
@@ -67,11 +68,13 @@ def write_video(
         for p in vs.encode(None):
             out.mux(p)
         if aus is not None:
-            _write_tone(out, aus, audio_s if audio_s is not None else n / fps)
+            _write_tone(out, aus, audio_s if audio_s is not None else n / fps, audio_delay_s)
     return path
 
 
-def _write_tone(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, seconds: float) -> None:
+def _write_tone(
+    out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, seconds: float, delay_s: float = 0.0
+) -> None:
     rate = 48000
     fmt = stream.codec_context.format.name if stream.codec_context.format else "fltp"
     size = stream.codec_context.frame_size or 1024
@@ -88,7 +91,7 @@ def _write_tone(out: av.container.OutputContainer, stream: av.audio.stream.Audio
             frame = av.AudioFrame.from_ndarray(np.vstack([tone, tone]).astype(np.float32), format="fltp",
                                                layout="stereo")
         frame.sample_rate = rate
-        frame.pts = t0
+        frame.pts = t0 + int(delay_s * rate)
         for p in stream.encode(frame):
             out.mux(p)
         t0 += count

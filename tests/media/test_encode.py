@@ -126,6 +126,23 @@ def test_write_reencodes_audio_to_aac_with_pcm_mov_reference(tmp_path: pathlib.P
     assert abs(samples / 48000 - 2.5) < 0.05
 
 
+@pytest.mark.parametrize("audio_codec", ["aac", "pcm_s16le"])
+def test_write_keeps_audio_offset_with_late_starting_audio(tmp_path: pathlib.Path, audio_codec: str) -> None:
+    ref = write_video(tmp_path / "ref.mov", frames=40, audio_codec=audio_codec, audio_s=3.0, audio_delay_s=0.5)
+    out = _encode(tmp_path / "out.mp4", range(20), audio_from=ref)
+    with av.open(str(out)) as c:
+        a = c.streams.audio[0]
+        assert a.codec_context.name == "aac"
+        chunks, first_s = [], None
+        for f in c.decode(a):
+            first_s = float(f.time) if first_s is None else first_s
+            chunks.append(f.to_ndarray()[0])
+    samples = np.concatenate(chunks)
+    onset_s = first_s + int(np.argmax(np.abs(samples) > 0.02)) / 48000
+    # The tone starts 0.5 s after the picture in the reference, and so it does in the output.
+    assert abs(onset_s - 0.5) < 0.03, onset_s
+
+
 def test_concat_matches_segments_frame_for_frame_with_three_segments(tmp_path: pathlib.Path) -> None:
     seg_opts = EncoderOptions(segment=True)
     bounds = [(0, 8), (8, 17), (17, 24)]

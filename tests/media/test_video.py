@@ -194,3 +194,12 @@ def test_iter_frames_holds_one_frame_with_long_stream(tmp_path: pathlib.Path) ->
         tracemalloc.stop()
     assert count == 80
     assert peak < 8 * frame_bytes, peak  # 80 frames would be 80x; a handful in flight is the bound
+
+
+def test_iter_frames_caps_rate_at_60_with_90fps_clip(tmp_path: pathlib.Path) -> None:
+    path = write_video(tmp_path / "fast.mp4", fps=90, frames=27, image_for=lambda i: _gray(10 + 8 * i))
+    frames = list(iter_frames(path))
+    assert len(frames) == 18 and frames[1].timestamp_s == pytest.approx(1 / 60)
+    got = [int(round(float(f.rgb.mean()))) for f in frames]
+    # Frame k at k/60 s shows source frame floor(1.5 k) (the latest at or before it).
+    assert np.abs(np.array(got) - np.array([10 + 8 * int(1.5 * k + 1e-9) for k in range(18)])).max() <= 3
