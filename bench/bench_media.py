@@ -3,7 +3,8 @@
 Content: the first frames of the real 1080x1920 video `videos/musepose__dance.mp4` from --data
 (scaled with OpenCV to 720x1280 for 720p), cycled to the frame count; generated moving
 gradients with noise when the data is absent (the result says which). Encode = our VideoWriter
-(libx264 veryfast crf 18, 4 threads, RGB in, BT.709 conversion included); decode = our
+(libx264 veryfast crf 20, mb-tree off, 4 threads, RGB in, bit-exact BT.709 conversion
+included); decode = our
 iter_frames (PyAV threaded decode + YUV->RGB + constant-rate resampling), plus the raw decoder rate
 without RGB conversion. Run: `python -m bench --only media` (`--quick` for a smoke run).
 """
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
     codecs = ["libx264"] + (["h264_nvenc"] if _nvenc_available() else [])
     out: dict[str, Any] = {"content": source_desc, "frames": total, "distinct_frames": len(source),
                            "cpu_count": os.cpu_count(), "load_avg_1min_at_start": round(os.getloadavg()[0], 2),
-                           "encoder": "libx264 veryfast crf18 threads=4"}
+                           "encoder": "libx264 veryfast crf20 mbtree=0 threads=4 (deterministic)"}
     with tempfile.TemporaryDirectory(prefix="bench-media-") as tmp:
         for label, (w, h) in SIZES.items():
             frames = [f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)

@@ -3,6 +3,8 @@
 Segments must share their encoding parameters (codec, size, stream headers) and each must open
 with a keyframe and have closed GOPs, as `VideoWriter(..., options=EncoderOptions(segment=True))`
 writes them; the joined file then decodes to exactly the frames of the segments in turn.
+Only the segments' video is taken; sound comes from `audio_from` (the reference), trimmed to the
+joined length, exactly as `VideoWriter` would add it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def concat_segments(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".part", dir=out_path.parent)
     os.close(fd)
+    os.chmod(tmp_name, 0o644)  # mkstemp makes it owner-only; the output is an ordinary file
     tmp = pathlib.Path(tmp_name)
     audio: AudioCarrier | None = None
     try:

@@ -12,6 +12,7 @@ import numpy as np
 from av.video.reformatter import Colorspace, VideoReformatter
 
 from motion.errors import InputError, NotFoundError
+from motion.media.encode import exact_fps
 from motion.media.video import MAX_FPS, open_input, stream_rotation_deg
 
 # colorspace tag (AVColorSpace) -> the matrix swscale must use to turn the YUV back into RGB.
@@ -45,7 +46,7 @@ def _output_fps(stream: av.video.stream.VideoStream, fps: float | Fraction | Non
     if fps is not None:
         if fps <= 0:
             raise InputError("video.fps", "output frame rate must be positive", limit="> 0", actual=fps)
-        return Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
+        return exact_fps(fps)
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     if not rate:
         raise InputError("video.corrupt", "video frame rate is unknown", actual=None)

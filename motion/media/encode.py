@@ -2,9 +2,10 @@
 
 Outputs are deterministic (same frames and options -> same bytes): the RGB->YUV conversion is
 bit-exact, x264 runs with a fixed thread count (its output depends on the thread count, not on
-timing or the CPU's SIMD flavour) and without mb-tree (see `_open_container`), and the muxers write no creation times or library version
-strings (`fflags=+bitexact`). Files are written under a temporary name
-beside the target and renamed on success, so nothing half-written is ever left behind.
+timing or the CPU's SIMD flavour) and without mb-tree (see `_open_container`), and the muxers
+write no creation times or library version strings (`fflags=+bitexact`). Files are written under
+a temporary name beside the target and renamed on success, so nothing half-written is ever left
+behind. Determinism is tested for H.264; VP9 and ProRes outputs are not promised byte-stable.
 """
 
 from __future__ import annotations
@@ -52,8 +53,13 @@ def exact_fps(fps: float | Fraction | int) -> Fraction:
 class EncoderOptions:
     """Quality/speed knobs; the defaults suit a 2-core CPU node."""
 
-    crf: int = 18
+    # 20 without mb-tree matches the PSNR of 18 with it (measured on a 720p real clip: 39.84 vs
+    # 39.76 dB, at ~1.4x the bytes).
+    crf: int = 20
     preset: str = "veryfast"
+    # Byte-identical output for identical input (mb-tree off, see `_open_container`); False turns
+    # x264's mb-tree back on: ~20% smaller files at equal PSNR, but repeat encodes may differ.
+    deterministic: bool = True
     # Fixed, not "auto": x264's bitstream depends on the thread count, and determinism must not
     # depend on the machine's core count.
     threads: int = 4
@@ -143,6 +149,7 @@ class VideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
         os.close(fd)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the output is an ordinary file
         self._tmp = pathlib.Path(tmp)
         try:
             self._open_container()
@@ -166,10 +173,11 @@ class VideoWriter:
         if self.codec == "libx264":
             stream.pix_fmt = "yuv420p"
             stream.codec_context.thread_count = opts.threads
-            # mb-tree off: with it, x264 (as bundled with PyAV) reads uninitialised heap memory and a
-            # second encode in the same process can differ byte-wise from the first (measured:
-            # 2-6 variants in 8 runs; none in 25 runs without it). Costs a few % of bitrate.
-            params = [f"threads={opts.threads}", "mbtree=0"]
+            # mb-tree off when deterministic: with it, x264 (as bundled with PyAV) reads uninitialised
+            # heap memory, so a later encode in the same process can differ from the first (measured:
+            # 2-6 variants in 8 runs, identical output when malloc zero-fills; none in 25 runs
+            # without mb-tree).
+            params = [f"threads={opts.threads}", f"mbtree={0 if opts.deterministic else 1}"]
             if opts.segment:
                 keyint = max(1, round(float(self.fps) * opts.keyint_s))
                 params += [f"keyint={keyint}", "open-gop=0"]

@@ -18,7 +18,13 @@ from motion.samples.kit import (
     write_performer_video,
     write_samples,
 )
-from motion.samples.mannequin import LANDMARK_DEFINITIONS, BodyDimensions, DanceParams, dance_pose, standing_pose
+from motion.samples.mannequin import (
+    LANDMARK_DEFINITIONS,
+    BodyDimensions,
+    DanceParams,
+    dance_pose,
+    standing_pose,
+)
 
 __all__ = [
     "LANDMARK_DEFINITIONS",

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import math
 import pathlib
-import tempfile
-import wave
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +15,9 @@ import cv2
 import numpy as np
 
 from motion.errors import InputError
-from motion.media import EncoderOptions, VideoWriter
 from motion.samples.camera import PinholeCamera
 from motion.samples.draw import Palette, render_background, render_frame
+from motion.samples.encode import SampleVideoWriter
 from motion.samples.mannequin import (
     LANDMARK_DEFINITIONS,
     BodyDimensions,
@@ -41,9 +39,6 @@ MIN_SIDE_PX, MAX_SIDE_PX = 64, 3850
 MAX_DURATION_S = 30.0
 MAX_FPS = 60.0
 AUDIO_RATE_HZ = 44100
-# One x264 thread: with several, the bitstream was seen to change from run to run when frames arrive
-# at uneven times (rendering in between), and the kit must be byte-identical for a seed.
-_ENCODER = EncoderOptions(threads=1)
 
 
 @dataclass(frozen=True)
@@ -110,8 +105,8 @@ def _frame_count(duration_s: float, fps: float) -> int:
     return max(1, int(round(duration_s * fps)))
 
 
-def _beat_wav(path: pathlib.Path, duration_s: float, seed: int) -> None:
-    """A 120 BPM beat (kick, hat, a soft two-note bass) as 16-bit mono WAV, from the seed."""
+def beat_audio(duration_s: float, seed: int) -> np.ndarray:
+    """A 120 BPM beat (kick, hat, a soft two-note bass), mono float32 in [-1, 1], from the seed."""
     n = int(round(duration_s * AUDIO_RATE_HZ))
     t = np.arange(n, dtype=np.float64) / AUDIO_RATE_HZ
     rng = np.random.default_rng(seed + 104729)
@@ -120,19 +115,14 @@ def _beat_wav(path: pathlib.Path, duration_s: float, seed: int) -> None:
     # Kick: a falling sine with a fast decay on every beat.
     kick = np.sin(2 * np.pi * (55.0 * phase + 60.0 * (1 - np.exp(-phase * 30.0)) / 30.0)) * np.exp(-phase * 9.0)
     hat_phase = np.mod(t + beat_s / 2, beat_s)
-    noise = rng.standard_normal(n)
-    hat = noise * np.exp(-hat_phase * 60.0) * 0.25
+    hat = rng.standard_normal(n) * np.exp(-hat_phase * 60.0) * 0.25
     root = 110.0 * (1.5 if rng.random() < 0.5 else 1.25)
     note = np.where(np.mod(t, 4 * beat_s) < 2 * beat_s, 110.0, root)
     bass = 0.18 * np.sin(2 * np.pi * note * t)
-    signal = 0.6 * kick + hat + bass
     fade = np.clip(np.minimum(t, duration_s - t) / 0.05, 0.0, 1.0)
-    pcm = np.clip(signal * fade * 0.7 * 32767.0, -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(AUDIO_RATE_HZ)
-        wav.writeframes(pcm.tobytes())
+    # Quantised to 16 bits so the samples are exact whatever the platform's float maths.
+    pcm = np.round(np.clip((0.6 * kick + hat + bass) * fade * 0.7, -1.0, 1.0) * 32767.0)
+    return (pcm / 32768.0).astype(np.float32)
 
 
 def _round_list(a: np.ndarray, digits: int) -> list[Any]:
@@ -151,18 +141,15 @@ def write_performer_video(path: str | pathlib.Path, ground_truth_path: str | pat
     background = render_background(cam, pal)
     n = _frame_count(opts.duration_s, opts.fps)
     frames: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix=".samples-", dir=path.parent if path.parent.exists() else None) as tmp:
-        audio_path = None
-        if opts.audio:
-            audio_path = pathlib.Path(tmp) / "beat.wav"
-            _beat_wav(audio_path, n / opts.fps, opts.seed)
-        with VideoWriter(path, opts.width, opts.height, opts.fps, audio_from=audio_path, options=_ENCODER) as writer:
-            for i in range(n):
-                t = i / opts.fps
-                pose = dance_pose(params, t)
-                frame = render_frame(pose, cam, pal, background)
-                writer.write(frame.rgb)
-                frames.append(_gt_frame(i, t, pose, frame.points_px, frame.visible, cam, params))
+    audio = beat_audio(n / opts.fps, opts.seed) if opts.audio else None
+    with SampleVideoWriter(path, opts.width, opts.height, opts.fps, audio=audio,
+                           audio_rate_hz=AUDIO_RATE_HZ) as writer:
+        for i in range(n):
+            t = i / opts.fps
+            pose = dance_pose(params, t)
+            frame = render_frame(pose, cam, pal, background)
+            writer.write(frame.rgb)
+            frames.append(_gt_frame(i, t, pose, frame.points_px, frame.visible, cam, params))
     if ground_truth_path is not None:
         doc = _gt_document(opts, params, cam, frames)
         atomic_write_bytes(pathlib.Path(ground_truth_path), _json_bytes(doc))
@@ -289,7 +276,7 @@ def write_empty_video(path: str | pathlib.Path, duration_s: float = 4.0, fps: fl
     background = render_background(cam, Palette.from_seed(seed)).astype(np.float32)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     n = _frame_count(duration_s, fps)
-    with VideoWriter(path, width, height, fps, options=_ENCODER) as writer:
+    with SampleVideoWriter(path, width, height, fps) as writer:
         for i in range(n):
             cx = width * (0.5 + 0.3 * math.sin(2 * math.pi * i / max(n, 1)))
             glow = 1.0 + 0.12 * np.exp(-((xx - cx) ** 2 + (yy - height * 0.3) ** 2) / (2 * (0.2 * width) ** 2))

@@ -71,6 +71,11 @@ def run_embedded(
     image, video = pathlib.Path(image), pathlib.Path(video)
     image_ref = store.put_content_addressed(image.read_bytes(), "uploads/local", image.suffix.lower(), "")
     video_ref = store.put_content_addressed(video.read_bytes(), "uploads/local", video.suffix.lower(), "")
+    if opts.background.startswith("image:"):
+        # A background picture travels through the store like every other input.
+        bpath = pathlib.Path(opts.background.split(":", 1)[1])
+        bref = store.put_content_addressed(bpath.read_bytes(), "uploads/local", bpath.suffix.lower(), "")
+        opts = replace(opts, background="image", background_image=bref.key)
     if joints is not None:
         jpath = pathlib.Path(joints)
         jref = store.put_content_addressed(jpath.read_bytes(), "uploads/local", jpath.suffix.lower(), "")
@@ -90,3 +95,13 @@ def run_embedded(
                            output_path=pathlib.Path(out))
     return EmbeddedResult(output=pathlib.Path(out), run=run, store=store, rig_key=run.rig.key,
                           skeleton_key=run.retargeted.key, stage_s=stage_s)
+
+
+def embedded_options(cli_opts: Any) -> AnimateOptions:
+    """The orchestrator's options from `services.render.animate.AnimateOptions` (the CLI's)."""
+    cfg = getattr(cli_opts, "cfg", None)
+    return AnimateOptions(
+        orientation=cli_opts.orientation, resolution=cli_opts.resolution, background=cli_opts.background,
+        width=cli_opts.width, height=cli_opts.height, keep_original_sound=cli_opts.sound, loop=cli_opts.loop,
+        prompt=cli_opts.prompt, negative_prompt=cli_opts.negative_prompt, cfg_scale=float(cfg or 0.0),
+    )

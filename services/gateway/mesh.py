@@ -156,28 +156,31 @@ class LocalMesh:
         self.metrics_ports[name] = metrics_port
         self._spawn(name, [sys.executable, "-m", "motion.cli", "serve", service], self._env(port, metrics_port))
 
-    def gateway_env(self) -> dict[str, str]:
-        port = int(self.addrs["gateway"].rsplit(":", 1)[1])
-        env = self._env(port, self.metrics_ports["gateway"])
+    def gateway_env(self, name: str = "gateway") -> dict[str, str]:
+        port = int(self.addrs[name].rsplit(":", 1)[1])
+        env = self._env(port, self.metrics_ports[name])
         renders = sorted(n for n in self.addrs if n.startswith("render-"))
         env.update({
             "MOTION_GATEWAY_POSE_ADDR": self.addrs["pose"],
             "MOTION_GATEWAY_RETARGET_ADDR": self.addrs["retarget"],
             "MOTION_GATEWAY_RENDER_ADDRS": ",".join(self.addrs[n] for n in renders),
-            "MOTION_GATEWAY_ID": "gateway-0",
+            # The replica id is stable across restarts: a restarted gateway resumes its leases at once.
+            "MOTION_GATEWAY_ID": name,
             "MOTION_API_KEYS_FILE": str(self.api_keys_file),
         })
         env.pop("MOTION_API_KEYS", None)
         env.update(self.options.gateway_env)
         return env
 
-    def start_gateway(self, wait: bool = True) -> None:
-        if "gateway" not in self.addrs:
-            self.addrs["gateway"] = f"{self.options.host}:{self.options.gateway_port or free_port()}"
-            self.metrics_ports["gateway"] = free_port()
-        self._spawn("gateway", [sys.executable, "-m", "motion.cli", "serve", "gateway"], self.gateway_env())
+    def start_gateway(self, name: str = "gateway", wait: bool = True) -> None:
+        """(Re)starts a gateway replica; extra replicas (any other name) share the store and workers."""
+        if name not in self.addrs:
+            port = self.options.gateway_port if name == "gateway" and self.options.gateway_port else free_port()
+            self.addrs[name] = f"{self.options.host}:{port}"
+            self.metrics_ports[name] = free_port()
+        self._spawn(name, [sys.executable, "-m", "motion.cli", "serve", "gateway"], self.gateway_env(name))
         if wait:
-            self._wait("gateway")
+            self._wait(name)
 
     def _wait(self, name: str) -> None:
         try:
@@ -192,15 +195,15 @@ class LocalMesh:
             proc.wait(timeout=60)
 
     def stop(self) -> None:
-        # Gateway first (SIGTERM: it drains), then the workers, then S3.
-        order = ["gateway"] + [n for n in self.procs if n != "gateway"]
+        # Gateways first (SIGTERM: they drain), then the workers, then S3.
+        order = sorted(self.procs, key=lambda n: not n.startswith("gateway"))
         for name in order:
             proc = self.procs.get(name)
             if proc is None or proc.poll() is not None:
                 continue
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=40 if name == "gateway" else 15)
+                proc.wait(timeout=40 if name.startswith("gateway") else 15)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)

@@ -37,7 +37,7 @@ VIDEO_MAX_BYTES = 50 * 1024 * 1024
 # Room for both inline uploads at their limits plus the rest of the request.
 MAX_REQUEST_BYTES = IMAGE_MAX_BYTES + VIDEO_MAX_BYTES + 1024 * 1024
 PROMPT_MAX_CHARS = 2500
-CFG_SCALE_RANGE = (0.0, 30.0)
+CFG_SCALE_RANGE = (1.0, 30.0)
 REQUEST_ID_MAX_CHARS = 128
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 VIDEO_EXTENSIONS = (".mp4", ".mov")
@@ -60,14 +60,15 @@ class GatewayOptions:
 def validate_options(o: gw.JobOptions) -> None:
     """The product spec's option rules, checked at the door."""
     if len(o.prompt) > PROMPT_MAX_CHARS:
-        raise InputError("options.prompt_max_chars", "prompt is too long", limit=PROMPT_MAX_CHARS,
+        raise InputError("options.prompt", "prompt is too long", limit=PROMPT_MAX_CHARS,
                          actual=len(o.prompt))
     if len(o.negative_prompt) > PROMPT_MAX_CHARS:
-        raise InputError("options.negative_prompt_max_chars", "negative prompt is too long",
+        raise InputError("options.negative_prompt", "negative prompt is too long",
                          limit=PROMPT_MAX_CHARS, actual=len(o.negative_prompt))
     lo, hi = CFG_SCALE_RANGE
-    if not lo <= o.cfg_scale <= hi:
-        raise InputError("options.cfg_scale", "cfg scale out of range", limit=f"{lo}..{hi}", actual=o.cfg_scale)
+    # 0 is proto3's "not set"; a set value must be in the documented range (as in `motionctl animate`).
+    if o.cfg_scale and not lo <= o.cfg_scale <= hi:
+        raise InputError("options.cfg", "cfg scale out of range", limit=[lo, hi], actual=o.cfg_scale)
     if o.track_id < 0:
         raise InputError("options.track_id", "track id must be >= 0", limit=">=0", actual=o.track_id)
     bg = o.background

@@ -366,35 +366,45 @@ class PoseExtractor:
 
     def _hand(self, rgb: np.ndarray, body: np.ndarray, side: str) -> tuple[Hand | None, float]:
         """The performer's `side` hand and MediaPipe's raw selfie 'Left' probability (for checks)."""
-        if self._hand_lm is None:  # hands/face disabled in the options
+        if self._hand_lm is None:  # hands disabled in the options
             return None, float("nan")
-        recrop = self._hand_roi(rgb, body, side)
-        prev = self._parts_state.hand_rois.get(side)
-        # RoiTracking: keep last frame's landmark-derived ROI while the pose-derived one agrees with it;
-        # if the hand model rejects the chosen ROI, the other candidate gets a try.
-        candidates = [r for r in (recrop, prev) if r is not None]
-        if prev is not None and recrop is not None and g.rects_close(prev, recrop, 40.0, 0.2, 0.4):
-            candidates = [prev, recrop]
-        self._parts_state.hand_rois.pop(side, None)
-        for roi in candidates:
-            crop = roi.crop(rgb, 224, 224)
-            raw, flag, handed, world_raw = (o[0] for o in self._hand_lm.run((crop.astype(np.float32) / 255.0)[None]))
-            score = float(flag.reshape(-1)[0])
-            if score >= 0.5:
-                break
-        else:
+        prev = self._parts_state.hand_rois.pop(side, None)
+        wrist = body[15 if side == "left" else 16]
+        if wrist[3] < 0.1:
             return None, float("nan")
+        found = None
+        # Tracking: last frame's landmark-derived ROI while it still sits at the body's wrist (saves the
+        # recrop model); else the holistic path (body -> hand_recrop -> ROI). The hand flag guards both.
+        if prev is not None and math.hypot(prev.x_center - wrist[0], prev.y_center - wrist[1]) < 0.75 * prev.size_px:
+            found = self._hand_at(rgb, prev)
+        if found is None:
+            recrop = self._hand_roi(rgb, body, side)
+            if recrop is not None:
+                found = self._hand_at(rgb, recrop)
+        if found is None:
+            return None, float("nan")
+        px, world, score, p_left_selfie = found
+        self._parts_state.hand_rois[side] = g.hand_landmarks_rect(px)
+        return Hand(landmarks=px, handedness=side, score=score, world=world), p_left_selfie
+
+    def _hand_at(self, rgb: np.ndarray, roi: g.Rect) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+        """Hand landmark model on one ROI: (pixels (21, 5), world (21, 5), score, selfie 'Left' prob.)."""
+        if self._hand_lm is None:
+            return None
+        crop = roi.crop(rgb, 224, 224)
+        raw, flag, handed, world_raw = (o[0] for o in self._hand_lm.run((crop.astype(np.float32) / 255.0)[None]))
+        score = float(flag.reshape(-1)[0])
+        if score < 0.5:
+            return None
         lm = raw.reshape(21, 3) / 224.0
         lm[:, 2] /= 0.4  # normalize_z of hand_landmark_cpu
         px = np.zeros((N_HAND, 5), np.float32)
         px[:, :3] = roi.project(lm)
-        px[:, 3] = score
-        px[:, 4] = score
+        px[:, 3:] = score
         world = np.zeros((N_HAND, 5), np.float32)
         world[:, :3] = g.rotate_xy(world_raw.reshape(21, 3), roi.rotation)
         world[:, 3:] = score
-        self._parts_state.hand_rois[side] = g.hand_landmarks_rect(px)
-        return Hand(landmarks=px, handedness=side, score=score, world=world), float(handed.reshape(-1)[0])
+        return px, world, score, float(handed.reshape(-1)[0])
 
     # ---- face ---------------------------------------------------------------------------------------------
     def _face_roi(self, rgb: np.ndarray, body: np.ndarray) -> g.Rect | None:
@@ -424,24 +434,37 @@ class PoseExtractor:
     def _face(self, rgb: np.ndarray, body: np.ndarray) -> Face | None:
         if self._face_lm is None:  # face disabled in the options
             return None
-        # Candidates: the detector-refined ROI from the body, then last frame's mesh-derived ROI (tracking).
         prev = self._parts_state.face_roi
         self._parts_state.face_roi = None
-        candidates = [r for r in (self._face_roi(rgb, body), prev) if r is not None]
-        for roi in candidates:
-            crop = roi.crop(rgb, 192, 192)
-            mesh, flag = self._face_lm.run((crop.astype(np.float32) / 255.0)[None])
-            score = float(_sigmoid(flag.reshape(-1))[0])
-            if score >= 0.5:
-                break
-        else:
+        nose = body[0]
+        found = None
+        # Tracking: last frame's mesh-derived ROI while the body's nose is inside it (saves the face
+        # detector); else the holistic path (body -> face detector -> ROI). The face flag guards both.
+        if prev is not None and nose[3] > 0.3 and math.hypot(
+                prev.x_center - nose[0], prev.y_center - nose[1]) < 0.35 * prev.size_px:
+            found = self._face_at(rgb, prev)
+        if found is None:
+            roi = self._face_roi(rgb, body)
+            found = self._face_at(rgb, roi) if roi is not None else None
+        if found is None:
             return None
-        lm = mesh.reshape(N_FACE, 3) / 192.0
-        px = np.zeros((N_FACE, 5), np.float32)
-        px[:, :3] = roi.project(lm)
-        px[:, 3:] = score
+        px, score = found
         self._parts_state.face_roi = g.face_landmarks_rect(px)
         return Face(landmarks=px, score=score, expression=face_expression(px))
+
+    def _face_at(self, rgb: np.ndarray, roi: g.Rect) -> tuple[np.ndarray, float] | None:
+        """Face landmark model on one ROI: (pixels (468, 5), score) or None when the face flag is low."""
+        if self._face_lm is None:
+            return None
+        crop = roi.crop(rgb, 192, 192)
+        mesh, flag = self._face_lm.run((crop.astype(np.float32) / 255.0)[None])
+        score = float(_sigmoid(flag.reshape(-1))[0])
+        if score < 0.5:
+            return None
+        px = np.zeros((N_FACE, 5), np.float32)
+        px[:, :3] = roi.project(mesh.reshape(N_FACE, 3) / 192.0)
+        px[:, 3:] = score
+        return px, score
 
     # ---- frames -------------------------------------------------------------------------------------------
     # A frame runs in two stages: the body (detector/tracker; the next frame's ROI depends on it) and the

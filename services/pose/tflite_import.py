@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import pathlib
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -198,12 +199,24 @@ def read_graph(path: str | pathlib.Path) -> TFLiteGraph:
     path = pathlib.Path(path)
     try:
         data = path.read_bytes()
-        model = tflite.Model.GetRootAsModel(data, 0)
-        if model.SubgraphsLength() < 1:
-            raise ModelError(f"{path} has no subgraph", path=str(path))
-        sg = model.Subgraphs(0)
-    except (OSError, IndexError, ValueError) as exc:  # struct errors of a truncated flatbuffer
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc}", path=str(path)) from exc
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelError(f"{path} is not a TFLite flatbuffer", path=str(path), limit="TFL3", actual=data[4:8])
+    try:
+        graph = _parse(path, data)
+    except (struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        # A truncated or corrupt flatbuffer fails deep inside the generated accessors.
         raise ModelError(f"cannot parse {path} as TFLite: {exc}", path=str(path)) from exc
+    _fold_constants(graph)
+    return graph
+
+
+def _parse(path: pathlib.Path, data: bytes) -> TFLiteGraph:
+    model = tflite.Model.GetRootAsModel(data, 0)
+    if model.SubgraphsLength() < 1:
+        raise ModelError(f"{path} has no subgraph", path=str(path))
+    sg = model.Subgraphs(0)
     tensors: list[TensorInfo] = []
     constants: dict[int, np.ndarray] = {}
     sparse: dict[int, Any] = {}
@@ -249,7 +262,6 @@ def read_graph(path: str | pathlib.Path) -> TFLiteGraph:
     for i, sp in sparse.items():
         # DENSIFY's output shape is the dense shape; the sparse tensor itself carries the same shape.
         graph.constants[i] = densify(graph.constants[i], tensors[i].shape, sp)
-    _fold_constants(graph)
     return graph
 
 
@@ -332,6 +344,9 @@ def _check_activation(act: int) -> int:
 
 
 class _Conv(nn.Module):
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride: tuple[int, int],
                  dilation: tuple[int, int], pad: tuple[int, int, int, int], groups: int, act: int) -> None:
         super().__init__()
@@ -351,6 +366,9 @@ class _Conv(nn.Module):
 
 
 class _TransposeConv(nn.Module):
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride: tuple[int, int],
                  crop: tuple[int, int], out_hw: tuple[int, int], act: int) -> None:
         super().__init__()
@@ -366,6 +384,8 @@ class _TransposeConv(nn.Module):
 
 
 class _Pool(nn.Module):
+    divisor: torch.Tensor | None
+
     def __init__(self, kind: str, kernel: tuple[int, int], stride: tuple[int, int],
                  pad: tuple[int, int, int, int], in_hw: tuple[int, int], act: int) -> None:
         super().__init__()
@@ -396,6 +416,8 @@ class _Pool(nn.Module):
 class _Binary(nn.Module):
     """ADD / MUL / SUB with an optional constant operand (`const_side` 0 or 1) and fused activation."""
 
+    const: torch.Tensor | None
+
     def __init__(self, kind: str, const: torch.Tensor | None, const_side: int, act: int) -> None:
         super().__init__()
         self.kind, self.const_side, self.act = kind, const_side, act
@@ -425,6 +447,8 @@ class _Unary(nn.Module):
 
 
 class _PRelu(nn.Module):
+    alpha: torch.Tensor
+
     def __init__(self, alpha: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("alpha", alpha)
@@ -466,6 +490,13 @@ class _Concat(nn.Module):
 
 
 class _ResizeBilinear(nn.Module):
+    i0_0: torch.Tensor
+    i1_0: torch.Tensor
+    w_0: torch.Tensor
+    i0_1: torch.Tensor
+    i1_1: torch.Tensor
+    w_1: torch.Tensor
+
     def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int], align_corners: bool,
                  half_pixel: bool) -> None:
         super().__init__()
@@ -495,6 +526,9 @@ class _ResizeBilinear(nn.Module):
 
 
 class _FullyConnected(nn.Module):
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
     def __init__(self, in_rank: int, weight: torch.Tensor, bias: torch.Tensor | None,
                  out_shape: tuple[int, ...], keep_dims: bool, act: int) -> None:
         super().__init__()
@@ -740,10 +774,9 @@ def _build_op(graph: TFLiteGraph, op: GraphOp) -> tuple[nn.Module, list[int]]:
             raise ModelError(f"{graph.name}: concatenation on the batch axis is not supported", actual=axis)
         if out_rank == 4:
             axis = _NHWC_TO_NCHW_AXIS[axis]
-        dyn = [i for i in op.inputs if i not in consts]
-        if len(dyn) != len(op.inputs):
+        if any(i in consts for i in op.inputs):
             raise ModelError(f"{graph.name}: CONCATENATION with constant inputs is not supported")
-        return _Concat(axis, _check_activation(opts.FusedActivationFunction())), dyn
+        return _Concat(axis, _check_activation(opts.FusedActivationFunction())), list(op.inputs)
 
     if kind == "RESIZE_BILINEAR":
         return _ResizeBilinear((in_shape[1], in_shape[2]), (out_info.shape[1], out_info.shape[2]),
@@ -771,11 +804,11 @@ def _build_op(graph: TFLiteGraph, op: GraphOp) -> tuple[nn.Module, list[int]]:
         slices: list[slice] = []
         shrink: list[int] = []
         for d in range(len(in_shape)):
-            b = None if opts.BeginMask() >> d & 1 else int(begin[d])
-            e = None if opts.EndMask() >> d & 1 else int(end[d])
+            b: int | None = None if opts.BeginMask() >> d & 1 else int(begin[d])
+            e: int | None = None if opts.EndMask() >> d & 1 else int(end[d])
             s = int(strides[d])
             if opts.ShrinkAxisMask() >> d & 1:
-                e, s = (b + 1 if b not in (None, -1) else None), 1
+                e, s = (b + 1 if b is not None and b != -1 else None), 1
                 shrink.append(d)
             if d == 0:
                 # The batch axis is free at run time: only a slice that keeps all of it is supported.

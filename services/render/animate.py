@@ -19,10 +19,9 @@ import numpy as np
 from motion.errors import InputError
 from motion.rig import CharacterRig
 from motion.skeleton import SkeletonSequence
-from services.render.composite import frame_geometry
-from services.render.encode import EncodeStats
+from services.render.composite import RESOLUTION_SHORT_SIDE_PX, Background, BackgroundMode, frame_geometry
 from services.render.layers import RigModel, build_rig_model
-from services.render.renderer import Renderer, RenderOptions, render_video
+from services.render.renderer import Renderer, RenderOptions
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -88,12 +87,20 @@ def animate(image: str | pathlib.Path, video: str | pathlib.Path, out: str | pat
             options: AnimateOptions | None = None, progress: ProgressFn | None = None) -> AnimateResult:
     """Makes the character in ``image`` perform the motion of ``video``; writes ``out``."""
     from motion.media import validate_image, validate_video
-    from services.pose.pipeline import PoseExtractor, PoseOptions
-    from services.render.character import analyse_character
-    from services.retarget.retarget import RetargetOptions, retarget_with_report
 
     opts = options or AnimateOptions()
     ignored = opts.ignored()
+    # Reject bad render options before spending time on pose extraction.
+    Background.parse(opts.background)
+    if opts.resolution not in RESOLUTION_SHORT_SIDE_PX:
+        raise InputError("render.resolution", "unknown resolution", limit="720p|1080p", actual=opts.resolution)
+    if opts.orientation not in ("video", "image"):
+        raise InputError("retarget.orientation", "orientation must be 'video' or 'image'",
+                         limit="video|image", actual=opts.orientation)
+    if Background.parse(opts.background).mode == BackgroundMode.TRANSPARENT and pathlib.Path(out).suffix.lower() \
+            not in (".webm", ".mov"):
+        raise InputError("output.format", "transparent output is VP9 WebM (.webm) or ProRes (.mov)",
+                         limit=".webm|.mov", actual=pathlib.Path(out).suffix)
     out = pathlib.Path(out)
     stage: dict[str, float] = {}
     start = time.perf_counter()
@@ -103,35 +110,27 @@ def animate(image: str | pathlib.Path, video: str | pathlib.Path, out: str | pat
 
     with timed("validate"):
         validate_image(image)
-        vinfo = validate_video(video)
-    # Poses are only needed for the retarget mode's duration; decoding more is wasted time.
-    max_s = 10.0 if opts.orientation == "image" else 30.0
-    with PoseExtractor(PoseOptions(max_duration_s=max_s), model_dir=opts.model_dir) as ex:
-        with timed("pose"):
-            def pose_progress(done: int, total: int) -> None:
-                if progress is not None:
-                    progress("pose", done, total)
-            performer = ex.process_video(video, progress=pose_progress)
-        with timed("character"):
-            rig = analyse_character(image, joints_override=opts.joints, pose_extractor=ex)
-    with timed("retarget"):
-        report = retarget_with_report(performer, rig, RetargetOptions(orientation=opts.orientation, loop=opts.loop))
-        seq = report.sequence
-    warnings = list(rig.warnings) + list(report.warnings)
+        validate_video(video)
+    # Pose, rig, retarget and render run through the gateway's orchestrator with in-process stages, so this
+    # file is identical to a mesh job's output for the same inputs (same frame ranges, same joins).
+    from services.gateway.embedded import embedded_options, run_embedded
+
+    def stage_progress(name: str, done: int, total: int, _message: str) -> None:
+        if progress is not None:
+            progress(name, done, total)
+
+    run = run_embedded(image, video, out, embedded_options(opts), joints=opts.joints, progress=stage_progress,
+                       model_dir=opts.model_dir)
+    stage.update(run.stage_s)
+    rig, seq = run.load_rig(), run.load_skeleton()
+    warnings = list(run.run.warnings)
     extra: dict[str, str] = {}
     if opts.export_skeleton is not None:
         seq.save_json(opts.export_skeleton)
         extra["skeleton"] = str(opts.export_skeleton)
     ropts = RenderOptions(resolution=opts.resolution, background=opts.background, width=opts.width,
                           height=opts.height)
-    with timed("rig_model"):
-        model = build_rig_model(rig)
-    stats = EncodeStats()
-    audio = video if opts.sound and vinfo.has_audio and not opts.loop else None
-    render_video(rig, seq, out, ropts, audio_from=audio, stats=stats, model=model)
-    stage["render"] = stats.render_s
-    stage["encode_overlapped"] = stats.encode_s
-    stage["render_encode_wall"] = stats.wall_s
+    model = build_rig_model(rig) if opts.contact_sheet is not None or opts.preview is not None else None
     if opts.contact_sheet is not None:
         with timed("contact_sheet"):
             write_contact_sheet(rig, seq, opts.contact_sheet, ropts, model, opts.contact_sheet_frames)

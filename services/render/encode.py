@@ -14,11 +14,42 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+import av
 import numpy as np
 
+from motion.errors import InputError
 from motion.media import EncoderOptions, VideoWriter
 
 _DONE = object()
+
+
+class _FrameWriter(VideoWriter):
+    """VideoWriter that also takes frames already converted to packed I420 by the rasteriser.
+
+    The renderer converts RGB to BT.709 limited-range I420 in a shader (see raster.py); re-converting
+    here with swscale would cost more than rendering. TODO(media): a public ``write_i420`` on VideoWriter
+    would let this subclass go (it uses the writer's stream and audio members).
+    """
+
+    def write(self, image: np.ndarray) -> None:
+        if image.ndim != 2:
+            super().write(image)
+            return
+        container, stream = self._container, self._stream
+        if container is None or stream is None:
+            raise RuntimeError("VideoWriter is not open (use it as a context manager)")
+        if image.shape != (self.height * 3 // 2, self.width) or stream.pix_fmt != "yuv420p":
+            raise InputError("output.frame", "I420 frames must be (H * 3/2, W) uint8 for a yuv420p stream",
+                             limit=f"{self.height * 3 // 2}x{self.width}", actual=f"{image.shape} {stream.pix_fmt}")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="yuv420p")
+        frame.pts = self.frames_written
+        frame.time_base = stream.codec_context.time_base
+        frame.duration = 1
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        self.frames_written += 1
+        if self._audio is not None:
+            self._audio.pump(self.frames_written / float(self.fps))
 
 
 @dataclass
@@ -34,10 +65,11 @@ def encode_frames(frames: Iterable[np.ndarray], path: str | pathlib.Path, width_
                   fps: float | Fraction, *, audio_from: str | pathlib.Path | None = None,
                   audio_start_s: float = 0.0, audio_duration_s: float | None = None, alpha: bool = False,
                   options: EncoderOptions | None = None, queue_frames: int = 8) -> EncodeStats:
-    """Writes ``frames`` to ``path``; frames are produced in this thread and encoded in another."""
+    """Writes ``frames`` (RGB/RGBA, or packed I420 from the rasteriser) to ``path``; frames are produced in
+    this thread and encoded in another."""
     stats = EncodeStats()
     q: queue.Queue[object] = queue.Queue(maxsize=queue_frames)
-    writer = VideoWriter(path, width_px, height_px, fps, audio_from=audio_from, audio_start_s=audio_start_s,
+    writer = _FrameWriter(path, width_px, height_px, fps, audio_from=audio_from, audio_start_s=audio_start_s,
                          audio_duration_s=audio_duration_s, alpha=alpha, options=options)
 
     def drain() -> None:

@@ -27,6 +27,8 @@ from services.render.skin import (
 )
 
 OVERLAP_PX = 2
+# A limb claims every pixel within this many of its half-thicknesses of its bones (see label_parts).
+LIMB_CLAIM = 0.7
 _ROOT_JOINT = {Part.LEFT_ARM: "left_shoulder", Part.RIGHT_ARM: "right_shoulder",
                Part.LEFT_LEG: "left_hip", Part.RIGHT_LEG: "right_hip"}
 
@@ -71,7 +73,7 @@ def _part_radius(bones: Bones, joints: dict[str, np.ndarray], height_px: float) 
 
 
 def label_parts(mask: np.ndarray, bones: Bones, radius: dict[Part, float],
-                trunk: np.ndarray | None = None) -> np.ndarray:
+                trunk: np.ndarray | None = None, head: tuple[np.ndarray, float] | None = None) -> np.ndarray:
     """Assigns every mask pixel to the part of its nearest bone (distance scaled by the part's thickness).
 
     Inside the trunk polygon a limb only claims pixels within its own thickness of its bone: the flank of
@@ -98,7 +100,12 @@ def label_parts(mask: np.ndarray, bones: Bones, radius: dict[Part, float],
             limb_part[closer] = int(spec.part)
     # Within its own thickness a limb always wins: an arm raised against the head or crossing the
     # chest must move with the arm, however close the torso's bones are.
-    claim = best_limb <= 1.0
+    claim = best_limb <= LIMB_CLAIM
+    if head is not None:
+        # Hands are often drawn against the head: near the face only the limb's core claims pixels.
+        centre, head_r = head
+        near_head = np.hypot(*(pts - centre).T) < head_r
+        claim &= ~near_head | (best_limb <= 0.5 * LIMB_CLAIM)
     best_part[claim] = limb_part[claim]
     best[claim] = best_limb[claim]
     if trunk is not None:
@@ -140,7 +147,10 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
     spacing = spacing_px if spacing_px else max(4.0, height_px / 45.0)
     mask = rig.mask > 0
     radius = _part_radius(bones, joints, height_px)
-    labels = label_parts(mask, bones, radius, _trunk_polygon(joints, 1.0))
+    head = None
+    if "nose" in joints and "shoulder_center" in joints:
+        head = (joints["nose"], 0.8 * float(np.hypot(*(joints["nose"] - joints["shoulder_center"]))))
+    labels = label_parts(mask, bones, radius, _trunk_polygon(joints, 1.0), head)
     tex = decontaminate_edges(rig.texture_rgba)
     alpha_src = tex[..., 3]
     present_parts = sorted({int(p) for p in np.unique(labels) if p >= 0})

@@ -47,6 +47,39 @@ void main() {
     f_color = c.a > 0.0 ? vec4(min(c.rgb / c.a, vec3(1.0)), c.a) : vec4(0.0);
 }
 """
+# RGB -> I420 (BT.709, limited range) packed into one (H * 3/2, W) 8-bit image exactly as PyAV's
+# ``VideoFrame.from_ndarray(..., format="yuv420p")`` expects: Y rows, then the U plane (two chroma rows per
+# W-wide row), then V. Doing this on the GPU/llvmpipe replaces the encoder's swscale pass and reads back
+# 1.5 instead of 4 bytes per pixel.
+_I420_FRAGMENT = """
+#version 330
+uniform sampler2D u_bg;
+uniform ivec2 u_frame;
+in vec2 v_uv;
+out vec4 f_color;
+const vec3 KY = vec3(0.2126, 0.7152, 0.0722);
+void main() {
+    ivec2 p = ivec2(gl_FragCoord.xy);
+    int w = u_frame.x, h = u_frame.y;
+    if (p.y < h) {
+        vec3 c = texelFetch(u_bg, p, 0).rgb;
+        f_color = vec4((16.0 + 219.0 * dot(c, KY)) / 255.0, 0.0, 0.0, 1.0);
+        return;
+    }
+    int r = p.y - h;
+    bool is_v = r >= h / 4;
+    if (is_v) r -= h / 4;
+    int half_w = w / 2;
+    int cy = 2 * r + (p.x >= half_w ? 1 : 0);
+    int cx = p.x - (p.x >= half_w ? half_w : 0);
+    ivec2 q = ivec2(2 * cx, 2 * cy);
+    vec3 c = 0.25 * (texelFetch(u_bg, q, 0).rgb + texelFetch(u_bg, q + ivec2(1, 0), 0).rgb
+                     + texelFetch(u_bg, q + ivec2(0, 1), 0).rgb + texelFetch(u_bg, q + ivec2(1, 1), 0).rgb);
+    float y = dot(c, KY);
+    float chroma = is_v ? (c.r - y) / 1.5748 : (c.b - y) / 1.8556;
+    f_color = vec4((128.0 + 224.0 * chroma) / 255.0, 0.0, 0.0, 1.0);
+}
+"""
 _BG_VERTEX = """
 #version 330
 in vec2 in_pos;
@@ -134,6 +167,15 @@ class Rasterizer:
             unpremul = ctx.program(vertex_shader=_BG_VERTEX, fragment_shader=_UNPREMUL_FRAGMENT)
             quad = np.array([0, 0, 1, 0, 0, 1, 1, 1], dtype=np.float32)
             self._unpremul_vao = ctx.vertex_array(unpremul, [(ctx.buffer(quad.tobytes()), "2f", "in_pos")])
+        self._i420_fbo: moderngl.Framebuffer | None = None
+        self._i420_vao: moderngl.VertexArray | None = None
+        if self.width_px % 2 == 0 and self.height_px % 4 == 0 and not straight_alpha:
+            self._i420_fbo = ctx.framebuffer(color_attachments=[
+                ctx.renderbuffer((self.width_px, self.height_px * 3 // 2), 1)])
+            i420 = ctx.program(vertex_shader=_BG_VERTEX, fragment_shader=_I420_FRAGMENT)
+            i420["u_frame"].value = (self.width_px, self.height_px)  # type: ignore[union-attr]
+            quad = np.array([0, 0, 1, 0, 0, 1, 1, 1], dtype=np.float32)
+            self._i420_vao = ctx.vertex_array(i420, [(ctx.buffer(quad.tobytes()), "2f", "in_pos")])
         self._vao: moderngl.VertexArray | None = None
         self._index_capacity = 0
 
@@ -156,9 +198,38 @@ class Rasterizer:
                 index_buffer=self._index, index_element_size=4)
         return self._vao
 
+    @property
+    def supports_i420(self) -> bool:
+        return self._i420_fbo is not None
+
+    def draw_i420(self, positions_px: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """Renders one opaque frame and returns it as packed I420 (H * 3/2, W) uint8 (BT.709, limited)."""
+        if self._i420_fbo is None or self._i420_vao is None:
+            raise ValueError("I420 output needs an opaque frame with width % 2 == 0 and height % 4 == 0")
+        self._compose(positions_px, indices)
+        ctx = self.ctx
+        self._i420_fbo.use()
+        ctx.disable(moderngl.BLEND)
+        self._colour.use(0)
+        self._i420_vao.render(moderngl.TRIANGLE_STRIP)
+        data = self._i420_fbo.read(components=1, alignment=1)
+        return np.frombuffer(data, dtype=np.uint8).reshape(self.height_px * 3 // 2, self.width_px)
+
     def draw(self, positions_px: np.ndarray, indices: np.ndarray) -> np.ndarray:
         """Renders one frame; triangles are drawn in ``indices`` order (back to front). Returns (H, W, 4)
         uint8 RGBA (premultiplied, or straight with ``straight_alpha``), row 0 at the top."""
+        self._compose(positions_px, indices)
+        ctx = self.ctx
+        if self._unpremul_vao is not None:
+            self._final.use()
+            ctx.disable(moderngl.BLEND)
+            self._colour.use(0)
+            self._unpremul_vao.render(moderngl.TRIANGLE_STRIP)
+        data = self._final.read(components=4, alignment=1)
+        return np.frombuffer(data, dtype=np.uint8).reshape(self.height_px, self.width_px, 4)
+
+    def _compose(self, positions_px: np.ndarray, indices: np.ndarray) -> None:
+        """Background + layers into the (resolved) colour texture."""
         ctx = self.ctx
         self._pos.write(np.ascontiguousarray(positions_px, dtype=np.float32).tobytes())
         idx = np.ascontiguousarray(indices, dtype=np.int32).ravel()
@@ -180,10 +251,3 @@ class Rasterizer:
         vao.render(moderngl.TRIANGLES, vertices=len(idx))
         if self._msaa is not self._resolved:
             ctx.copy_framebuffer(self._resolved, self._msaa)
-        if self._unpremul_vao is not None:
-            self._final.use()
-            ctx.disable(moderngl.BLEND)
-            self._colour.use(0)
-            self._unpremul_vao.render(moderngl.TRIANGLE_STRIP)
-        data = self._final.read(components=4, alignment=1)
-        return np.frombuffer(data, dtype=np.uint8).reshape(self.height_px, self.width_px, 4)

@@ -188,8 +188,9 @@ class Renderer:
         # Stable sort on (-key, part) keeps ties deterministic.
         return sorted(range(len(self.parts)), key=lambda i: (-float(keys[i]), int(self.parts[i])))
 
-    def render_frame(self, seq: SkeletonSequence | None, index: int | None) -> np.ndarray:
-        """One frame as (H, W, 4) uint8 straight-alpha RGBA (``seq=None``: the rest pose)."""
+    def render_frame(self, seq: SkeletonSequence | None, index: int | None, i420: bool = False) -> np.ndarray:
+        """One frame as (H, W, 4) uint8 straight-alpha RGBA (``seq=None``: the rest pose), or as packed
+        I420 (H * 3/2, W) with ``i420``."""
         frame = None
         if seq is not None and index is not None:
             self._prepare(seq)
@@ -200,16 +201,24 @@ class Renderer:
         pos = verts * g.scale + np.array(g.offset_px)
         order = self.draw_order(index if seq is not None else None)
         indices = np.concatenate([self._tri[i] for i in order])
+        if i420:
+            return self._raster.draw_i420(pos, indices)
         return self._raster.draw(pos, indices)
 
-    def render_frames(self, seq: SkeletonSequence, start: int = 0, end: int | None = None) -> Iterator[np.ndarray]:
-        """Frames [start, end) of ``seq``; each is independent of which range is asked for."""
+    def render_frames(self, seq: SkeletonSequence, start: int = 0, end: int | None = None,
+                      i420: bool = False) -> Iterator[np.ndarray]:
+        """Frames [start, end) of ``seq``; each is independent of which range is asked for. With ``i420``
+        (opaque output only, see ``supports_i420``) frames come as packed BT.709 I420 for the encoder."""
         stop = len(seq.frames) if end is None or end <= 0 else min(end, len(seq.frames))
         if start < 0 or start > stop:
             raise InputError("render.frame_range", "frame range is outside the sequence",
                              limit=f"0 <= start <= {stop}", actual=[start, end])
         for i in range(start, stop):
-            yield self.render_frame(seq, i)
+            yield self.render_frame(seq, i, i420=i420)
+
+    @property
+    def supports_i420(self) -> bool:
+        return self._raster.supports_i420
 
 
 def _counted(frames: Iterator[np.ndarray], total: int, progress: Callable[[int, int], None]) -> Iterator[np.ndarray]:
@@ -250,7 +259,9 @@ def render_video(rig: CharacterRig, seq: SkeletonSequence, out_path: str | pathl
         # Chunked renders must start every segment on a keyframe with identical stream headers.
         enc = opts.encoder or EncoderOptions(segment=True)
         audio_start_s = start / seq.fps if seq.fps > 0 else 0.0
-        frames = r.render_frames(seq, start, stop)
+        # H.264 MP4 is yuv420p: the rasteriser converts colours itself (much cheaper than swscale).
+        i420 = r.supports_i420 and not r.alpha and out.suffix.lower() in (".mp4", ".m4v")
+        frames = r.render_frames(seq, start, stop, i420=i420)
         if progress is not None:
             frames = _counted(frames, stop - start, progress)
         result = encode_frames(

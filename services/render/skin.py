@@ -38,6 +38,7 @@ class BoneSpec:
     part: Part
     min_stretch: float
     max_stretch: float
+    open_end: bool = False  # the last bone of a chain (head, hand, foot) also owns what lies past its end
 
 
 # The renderer's bones. Joint names are BlazePose names plus virtual joints (see ``frame_joints``).
@@ -46,19 +47,19 @@ BONE_SPECS: tuple[BoneSpec, ...] = (
     BoneSpec("shoulders", "left_shoulder", "right_shoulder", Part.TORSO, 0.25, 1.6),
     BoneSpec("hips", "left_hip", "right_hip", Part.TORSO, 0.25, 1.6),
     # The head turns about the neck base; stretching it along the neck would distort the face.
-    BoneSpec("neck", "shoulder_center", "nose", Part.TORSO, 0.85, 1.15),
+    BoneSpec("neck", "shoulder_center", "nose", Part.TORSO, 0.85, 1.15, open_end=True),
     BoneSpec("left_upper_arm", "left_shoulder", "left_elbow", Part.LEFT_ARM, 0.3, 1.6),
     BoneSpec("left_forearm", "left_elbow", "left_wrist", Part.LEFT_ARM, 0.3, 1.6),
-    BoneSpec("left_hand", "left_wrist", "left_hand_tip", Part.LEFT_ARM, 0.6, 1.4),
+    BoneSpec("left_hand", "left_wrist", "left_hand_tip", Part.LEFT_ARM, 0.6, 1.4, open_end=True),
     BoneSpec("right_upper_arm", "right_shoulder", "right_elbow", Part.RIGHT_ARM, 0.3, 1.6),
     BoneSpec("right_forearm", "right_elbow", "right_wrist", Part.RIGHT_ARM, 0.3, 1.6),
-    BoneSpec("right_hand", "right_wrist", "right_hand_tip", Part.RIGHT_ARM, 0.6, 1.4),
+    BoneSpec("right_hand", "right_wrist", "right_hand_tip", Part.RIGHT_ARM, 0.6, 1.4, open_end=True),
     BoneSpec("left_thigh", "left_hip", "left_knee", Part.LEFT_LEG, 0.3, 1.6),
     BoneSpec("left_shin", "left_knee", "left_ankle", Part.LEFT_LEG, 0.3, 1.6),
-    BoneSpec("left_foot", "left_ankle", "left_foot_index", Part.LEFT_LEG, 0.5, 1.5),
+    BoneSpec("left_foot", "left_ankle", "left_foot_index", Part.LEFT_LEG, 0.5, 1.5, open_end=True),
     BoneSpec("right_thigh", "right_hip", "right_knee", Part.RIGHT_LEG, 0.3, 1.6),
     BoneSpec("right_shin", "right_knee", "right_ankle", Part.RIGHT_LEG, 0.3, 1.6),
-    BoneSpec("right_foot", "right_ankle", "right_foot_index", Part.RIGHT_LEG, 0.5, 1.5),
+    BoneSpec("right_foot", "right_ankle", "right_foot_index", Part.RIGHT_LEG, 0.5, 1.5, open_end=True),
 )
 
 # Torso bone a limb layer hangs from (its root region blends into it, so the joint never opens).
@@ -190,14 +191,16 @@ def segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.nda
     return np.asarray(np.hypot(*(points - closest).T))
 
 
-def _bone_coordinates(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(distance past the segment's ends along its axis, distance from its axis line) of each point."""
+def _bone_coordinates(points: np.ndarray, a: np.ndarray, b: np.ndarray,
+                      open_end: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(distance past the segment's ends along its axis, distance from its axis line) of each point;
+    with ``open_end`` the segment extends without limit past ``b``."""
     ab = b - a
     length = max(float(np.hypot(*ab)), 1e-9)
     u = ab / length
     rel = points - a
     t = rel @ u
-    along = np.maximum(0.0, np.maximum(-t, t - length))
+    along = np.maximum(0.0, -t) if open_end else np.maximum(0.0, np.maximum(-t, t - length))
     lateral = np.abs(rel[:, 0] * u[1] - rel[:, 1] * u[0])
     return along, lateral
 
@@ -214,11 +217,14 @@ def compute_skin(vertices: np.ndarray, triangles: np.ndarray, bones: Bones, allo
     raw = np.zeros((n_v, n_b))
     blend_px = max(0.35 * scale_px, 1.0)
     for b in range(n_b):
-        along, lateral = _bone_coordinates(vertices, bones.rest_parent[b], bones.rest_child[b])
+        spec = bones.specs[b]
+        along, lateral = _bone_coordinates(vertices, bones.rest_parent[b], bones.rest_child[b], spec.open_end)
         # A bone pulls fully along its own length and fades within ~a third of a limb width past its
-        # ends (limbs stay rigid between joints and bend only at them); sideways it fades slowly, so
-        # a wide sleeve or skirt still follows its bone.
-        raw[:, b] = np.exp(-((along / blend_px) ** 2)) / (1.0 + (lateral / max(2.0 * scale_px, 1.0)) ** 4)
+        # ends (limbs stay rigid between joints and bend only at them); sideways a limb bone fades
+        # slowly, so a wide sleeve or skirt still follows it. Torso bones are as wide as the torso, so
+        # they fade sooner sideways (the shoulder line must not pull the head).
+        side_px = max((0.5 if spec.part == Part.TORSO else 2.0) * scale_px, 1.0)
+        raw[:, b] = np.exp(-((along / blend_px) ** 2)) / (1.0 + (lateral / side_px) ** 4)
     allowed = np.asarray(allowed, dtype=np.float64)
     raw = raw * allowed if seed is None else raw * allowed * seed
     raw = _normalise(raw)

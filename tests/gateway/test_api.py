@@ -64,9 +64,10 @@ BAD_REQUESTS = [
     ("video.format", {"video": "character.png"}),
     ("request.image_missing", {"image": ""}),
     ("request.video_missing", {"video": ""}),
-    ("options.prompt_max_chars", {"prompt": "x" * 2501}),
-    ("options.negative_prompt_max_chars", {"negative_prompt": "x" * 2501}),
-    ("options.cfg_scale", {"cfg_scale": 31.0}),
+    ("options.prompt", {"prompt": "x" * 2501}),
+    ("options.negative_prompt", {"negative_prompt": "x" * 2501}),
+    ("options.cfg", {"cfg_scale": 31.0}),
+    ("options.cfg", {"cfg_scale": 0.5}),
     ("options.track_id", {"track_id": -1}),
     ("options.background_color", {"background": render_service_pb2.Background(
         mode=render_service_pb2.BACKGROUND_MODE_SOLID, color="red")}),
@@ -76,7 +77,7 @@ BAD_REQUESTS = [
 ]
 
 
-@pytest.mark.parametrize(("rule", "kw"), BAD_REQUESTS, ids=[r for r, _ in BAD_REQUESTS])
+@pytest.mark.parametrize(("rule", "kw"), BAD_REQUESTS, ids=[f"{r}-{i}" for i, (r, _) in enumerate(BAD_REQUESTS)])
 def test_create_job_invalid_argument_with_rule_broken(api_gateway: ApiGateway, media_dir: pathlib.Path,
                                                       rule: str, kw: dict[str, Any]):
     with pytest.raises(grpc.RpcError) as info:

@@ -113,5 +113,5 @@ def test_serve_config_valid_with_ray_schema(repo_root: pathlib.Path):
         assert (repo_root / (module.replace(".", "/") + ".py")).is_file(), app.import_path
         for d in app.deployments:
             assert d.max_ongoing_requests > 5
-    assert names["render"].deployments[0].ray_actor_options["num_gpus"] == 1
-    assert 0 < names["pose"].deployments[0].ray_actor_options["num_gpus"] < 1
+    assert names["render"].deployments[0].ray_actor_options.num_gpus == 1
+    assert 0 < names["pose"].deployments[0].ray_actor_options.num_gpus < 1

@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         env["MOTION_INTERNAL_TOKEN"] = token
         env["MOTION_LOG_JSON"] = "1"
         t0 = time.monotonic()
+        # Logical CPUs are scheduling slots, not cores: one per replica (pose, retarget, render) plus room.
         ray.init(
-            num_cpus=2, include_dashboard=False, _temp_dir=str((a.build_dir / "ray").resolve()),
+            num_cpus=4, include_dashboard=False, _temp_dir=str((a.build_dir / "ray").resolve()),
             runtime_env={"env_vars": env}, log_to_driver=False,
         )
         try:
@@ -63,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             from services.retarget.app import build_app as retarget_app
 
             for name, build in (("pose", pose_app), ("retarget", retarget_app), ("render", render_app)):
-                serve.run(build({}), name=name, route_prefix=None)
+                # Apps without a route prefix are not reachable through the proxies (gRPC included).
+                serve.run(build({}), name=name, route_prefix=f"/{name}")
             summary["serve_start_s"] = round(time.monotonic() - t0, 1)
             ingress = f"127.0.0.1:{ingress_port}"
             settings = weed.settings("raymesh", Settings(internal_token=token, grpc_port=0, metrics_port=0))

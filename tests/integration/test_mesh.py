@@ -162,21 +162,65 @@ def test_gateway_sigkill_mid_job_finishes_once_with_restart(mesh: LocalMesh, inp
     with client(mesh, "beta") as c:
         job = c.create(request(inputs, image="image2", color="#654321"))
         deadline = time.monotonic() + 120
+        seen = gw.Job()
         while time.monotonic() < deadline:
-            state = c.call("GetJob", gw.GetJobRequest(name=job.name))
-            if state.state == gw.JOB_STATE_RUNNING and state.progress.stage in ("rig", "retarget", "render"):
+            seen = c.call("GetJob", gw.GetJobRequest(name=job.name))
+            if seen.state == gw.JOB_STATE_RUNNING and seen.progress.stage in ("rig", "retarget", "render"):
                 break
             time.sleep(0.1)
         mesh.kill("gateway", signal.SIGKILL)
+    assert seen.state == gw.JOB_STATE_RUNNING, "the job should have been running when the gateway died"
     mesh.start_gateway()
     with client(mesh, "beta") as c:
         done = wait_done(c, job.name)
         listed = c.call("ListJobs", gw.ListJobsRequest(page_size=100))
     assert done.state == gw.JOB_STATE_SUCCEEDED, done.error_message
+    # The restarted process finished it (its own counters start at zero).
+    assert metric(mesh, "motion_gateway_jobs_finished_total", 'state="succeeded"') == 1
     assert [j.name for j in listed.jobs] == [job.name]
     assert len(download(done)) > 1000
     store = _store(mesh)
     assert list(store.list("active/")) == [] and list(store.list(f"leases/beta/{job.name[5:]}/")) == []
+
+
+def metric_of(mesh: LocalMesh, gateway: str, name: str, labels: str = "") -> float:
+    url = f"http://127.0.0.1:{mesh.metrics_ports[gateway]}/metrics"
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    pattern = re.escape(name) + (r"\{" + re.escape(labels) + r"\}" if labels else "") + r" ([0-9.e+-]+)"
+    m = re.search(pattern, text)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_two_replicas_run_each_job_once_and_sigterm_drains(mesh: LocalMesh, inputs: dict[str, pathlib.Path]):
+    mesh.start_gateway("gateway-b")
+    finished = 'state="succeeded"'
+    before = {g: metric_of(mesh, g, "motion_gateway_jobs_finished_total", finished) for g in ("gateway", "gateway-b")}
+    names = []
+    for i, gateway in enumerate(["gateway", "gateway-b"] * 2):
+        with GatewayClient(mesh.addrs[gateway], KEY_OF["gamma"]) as c:
+            names.append(c.create(request(inputs, image=f"image{i % 3}", color=f"#a0a0{i:02x}")).name)
+    with client(mesh, "gamma") as c:
+        # Either replica answers for any job: the records live in the shared store.
+        done = [wait_done(c, n) for n in names]
+    assert all(d.state == gw.JOB_STATE_SUCCEEDED for d in done), [d.error_message for d in done]
+    after = {g: metric_of(mesh, g, "motion_gateway_jobs_finished_total", finished) for g in ("gateway", "gateway-b")}
+    # Each job was finished by exactly one replica.
+    assert sum(after.values()) - sum(before.values()) == len(names)
+
+    # SIGTERM drains: a job running on gateway-b is finished before the process exits.
+    with GatewayClient(mesh.addrs["gateway-b"], KEY_OF["gamma"]) as c:
+        job = c.create(request(inputs, image="image1", color="#0b0b0b"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if c.call("GetJob", gw.GetJobRequest(name=job.name)).state == gw.JOB_STATE_RUNNING:
+                break
+            time.sleep(0.05)
+    proc = mesh.procs["gateway-b"]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    with client(mesh, "gamma") as c:
+        drained = c.call("GetJob", gw.GetJobRequest(name=job.name))
+    assert drained.state == gw.JOB_STATE_SUCCEEDED, (drained.state, drained.error_message)
 
 
 def _store(mesh: LocalMesh) -> Any:

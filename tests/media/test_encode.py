@@ -42,13 +42,23 @@ def _audio_packets(path: pathlib.Path) -> list[bytes]:
         return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
 
 
+def _nal_types(packet: bytes) -> list[int]:
+    """NAL unit types of an MP4 (length-prefixed, 4-byte) H.264 packet."""
+    types, pos = [], 0
+    while pos + 4 < len(packet):
+        size = int.from_bytes(packet[pos : pos + 4], "big")
+        types.append(packet[pos + 4] & 0x1F)
+        pos += 4 + size
+    return types
+
+
 def _decoded(path: pathlib.Path) -> list[np.ndarray]:
     return [f.rgb for f in iter_frames(path)]
 
 
 def test_write_round_trips_frames_with_h264_faststart(tmp_path: pathlib.Path) -> None:
     path = _encode(tmp_path / "out.mp4", range(12))
-    assert listing(tmp_path) == ["out.mp4"]
+    assert listing(tmp_path) == ["out.mp4"] and path.stat().st_mode & 0o777 == 0o644
     info = probe_video(path)
     assert (info.width, info.height, info.frame_count, info.codec, info.fps) == (W, H, 12, "h264", 10.0)
     with av.open(str(path)) as c:
@@ -161,7 +171,9 @@ def test_concat_matches_segments_frame_for_frame_with_three_segments(tmp_path: p
     seg_packets = []
     for s in segs:
         with av.open(str(s)) as c:
-            seg_packets += [bytes(p) for p in c.demux(c.streams.video[0]) if p.size]
+            packets = [bytes(p) for p in c.demux(c.streams.video[0]) if p.size]
+        assert 5 in _nal_types(packets[0])  # every segment opens with an IDR slice
+        seg_packets += packets
     assert joined_packets == seg_packets
     boxes = _top_level_boxes(out.read_bytes())
     assert boxes.index("moov") < boxes.index("mdat")
@@ -198,13 +210,15 @@ def _rgba(i: int) -> np.ndarray:
 
 
 def test_write_keeps_alpha_with_vp9_webm(tmp_path: pathlib.Path) -> None:
+    ref = write_video(tmp_path / "ref.mp4", frames=40, audio_codec="aac", audio_s=4.0)
     path = tmp_path / "alpha.webm"
-    with VideoWriter(path, W, H, 10, alpha=True) as w:
+    with VideoWriter(path, W, H, 10, alpha=True, audio_from=ref) as w:
         for i in range(4):
             w.write(_rgba(i))
     with av.open(str(path)) as c:
         stream = c.streams.video[0]
         assert stream.codec_context.name == "vp9"
+        assert c.streams.audio[0].codec_context.name == "opus"  # AAC cannot go into WebM: re-encoded
         # FFmpeg's native VP9 decoder drops alpha; libvpx reads the alpha side channel.
         dec = av.CodecContext.create("libvpx-vp9", "r")
         frames = [f for p in c.demux(stream) for f in dec.decode(p)]

@@ -124,3 +124,25 @@ def test_read_image_decodes_real_characters_with_shared_data(shared_data: pathli
         img = read_image(shared_data / name)
         assert img.shape[:2] == (info.height, info.width)
         assert img.shape[2] == (4 if info.has_alpha else 3)
+
+
+@pytest.mark.parametrize("kind", ["gray", "gray16", "rgb16"])
+def test_read_image_returns_rgb_uint8_with_gray_and_16bit_png(tmp_path: pathlib.Path, kind: str) -> None:
+    import cv2
+
+    base = pattern_frame(320, 320, 0)
+    if kind == "gray":
+        data = cv2.cvtColor(base, cv2.COLOR_RGB2GRAY)
+    elif kind == "gray16":
+        data = cv2.cvtColor(base, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257
+    else:
+        data = cv2.cvtColor(base, cv2.COLOR_RGB2BGR).astype(np.uint16) * 257
+    path = tmp_path / f"{kind}.png"
+    assert cv2.imwrite(str(path), data)
+    info = validate_image(path)
+    img = read_image(path)
+    assert img.shape == (320, 320, 3) and img.dtype == np.uint8 and not info.has_alpha
+    if kind == "rgb16":
+        np.testing.assert_array_equal(img, base)
+    else:
+        np.testing.assert_array_equal(img[:, :, 0], img[:, :, 2])

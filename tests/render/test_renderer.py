@@ -211,3 +211,17 @@ def test_msaa_render_matches_plain_render_closely_with_keep_background(rig, mode
     diff = np.abs(plain.astype(np.int16) - msaa.astype(np.int16))
     assert diff.mean() < 1.5
     assert msaa[..., 3].min() == 255
+
+
+def test_i420_frames_match_rgb_conversion_with_bt709(rig, model: RigModel) -> None:  # type: ignore[no-untyped-def]
+    seq = wave_sequence(3)
+    with Renderer(rig, SMALL, model=model) as r:
+        assert r.supports_i420
+        rgb = r.render_frame(seq, 1)[..., :3]
+        packed = r.render_frame(seq, 1, i420=True)
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    ref = frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG").to_ndarray()
+    assert packed.shape == ref.shape == (360 * 3 // 2, 240)
+    diff = np.abs(packed.astype(np.int16) - ref.astype(np.int16))
+    assert diff[:360].max() <= 2  # luma
+    assert diff[360:].mean() < 2.0  # chroma (2x2 averaging differs slightly from swscale's filter)
