@@ -4,7 +4,7 @@ The mesh is the real one (`motionctl serve all` wiring): weed mini S3, pose, ret
 and the gateway as separate processes on 127.0.0.1. Inputs: the first 3 s of a real reference video at
 10 fps (short side 340 px) and three real characters. Every job gets its own solid background colour,
 so every job renders and encodes its own video; the skeleton is extracted once and reused (cache).
-Figures: wall time, jobs per minute, latency (create -> succeeded) p50 / p95 / max, failures.
+Figures: wall time of the jobs, jobs per minute, latency (create -> succeeded) p50 / p95 / max, failures.
 Run: `python -m bench --only gateway [--gateway-jobs 20]`.
 """
 
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "succeeded": succeeded,
         "failed": n_jobs - succeeded,
         "mesh_startup_s": round(startup_s, 2),
-        "wall_s": round(wall_s, 2),
+        "jobs_wall_s": round(wall_s, 2),
         "throughput_jobs_per_min": round(60.0 * succeeded / wall_s, 2) if wall_s > 0 else 0.0,
         "latency_p50_s": round(statistics.median(latencies), 2) if latencies else None,
         "latency_p95_s": round(_percentile(latencies, 0.95), 2) if latencies else None,

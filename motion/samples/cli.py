@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same bytes")
     p.add_argument("--duration-s", type=float, default=8.0, help="performer video length in seconds (default 8)")
     p.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
-    p.add_argument("--size", type=parse_size, default=(720, 1280), metavar="WxH",
+    p.add_argument("--size", default="720x1280", metavar="WxH",
                    help="performer video frame size (default 720x1280)")
     p.add_argument("--no-audio", action="store_true", help="write the video without its beat track")
     add_common_flags(p)
@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    kit = write_samples(args.outdir, seed=args.seed, duration_s=args.duration_s, fps=args.fps, size=args.size,
+    kit = write_samples(args.outdir, seed=args.seed, duration_s=args.duration_s, fps=args.fps,
+                        size=parse_size(args.size),
                         audio=not args.no_audio)
     result = kit.to_dict()
     result["elapsed_s"] = round(time.monotonic() - started, 2)

@@ -67,6 +67,11 @@ PART_NAMES: tuple[str, ...] = (
 LABEL = {name: i for i, name in enumerate(PART_NAMES)}
 
 
+def _lm(name: str) -> int:
+    """Landmark index by upper-case name, e.g. ``LEFT_WRIST``."""
+    return int(BodyLandmark[name])
+
+
 def _owners() -> dict[int, tuple[int, ...]]:
     face = (LABEL["head"], LABEL["face"], LABEL["nose"])
     own: dict[int, tuple[int, ...]] = {}
@@ -77,16 +82,16 @@ def _owners() -> dict[int, tuple[int, ...]]:
     own[B.RIGHT_EAR] = (LABEL["right_ear"], LABEL["head"], LABEL["hair"])
     for side in ("left", "right"):
         s = side.upper()
-        own[B[f"{s}_SHOULDER"]] = (LABEL["torso_upper"], LABEL[f"{side}_upper_arm"])
-        own[B[f"{s}_ELBOW"]] = (LABEL[f"{side}_upper_arm"], LABEL[f"{side}_forearm"])
-        own[B[f"{s}_WRIST"]] = (LABEL[f"{side}_forearm"], LABEL[f"{side}_hand"])
+        own[_lm(f"{s}_SHOULDER")] = (LABEL["torso_upper"], LABEL[f"{side}_upper_arm"])
+        own[_lm(f"{s}_ELBOW")] = (LABEL[f"{side}_upper_arm"], LABEL[f"{side}_forearm"])
+        own[_lm(f"{s}_WRIST")] = (LABEL[f"{side}_forearm"], LABEL[f"{side}_hand"])
         for k in ("PINKY", "INDEX", "THUMB"):
-            own[B[f"{s}_{k}"]] = (LABEL[f"{side}_hand"],)
-        own[B[f"{s}_HIP"]] = (LABEL["torso_lower"], LABEL[f"{side}_thigh"])
-        own[B[f"{s}_KNEE"]] = (LABEL[f"{side}_thigh"], LABEL[f"{side}_shin"])
-        own[B[f"{s}_ANKLE"]] = (LABEL[f"{side}_shin"], LABEL[f"{side}_foot"])
-        own[B[f"{s}_HEEL"]] = (LABEL[f"{side}_foot"],)
-        own[B[f"{s}_FOOT_INDEX"]] = (LABEL[f"{side}_foot"],)
+            own[_lm(f"{s}_{k}")] = (LABEL[f"{side}_hand"],)
+        own[_lm(f"{s}_HIP")] = (LABEL["torso_lower"], LABEL[f"{side}_thigh"])
+        own[_lm(f"{s}_KNEE")] = (LABEL[f"{side}_thigh"], LABEL[f"{side}_shin"])
+        own[_lm(f"{s}_ANKLE")] = (LABEL[f"{side}_shin"], LABEL[f"{side}_foot"])
+        own[_lm(f"{s}_HEEL")] = (LABEL[f"{side}_foot"],)
+        own[_lm(f"{s}_FOOT_INDEX")] = (LABEL[f"{side}_foot"],)
     return own
 
 
@@ -207,6 +212,13 @@ class _Part:
     draw: Callable[[_Canvas], None]
 
 
+def _painter(hull: np.ndarray, colour: RGB, label: int) -> Callable[[_Canvas], None]:
+    def draw(cv: _Canvas) -> None:
+        cv.paint(hull, colour, label)
+
+    return draw
+
+
 def _head_frame(lm: np.ndarray, head_scale: float) -> tuple[np.ndarray, np.ndarray]:
     ears_mid = (lm[B.LEFT_EAR] + lm[B.RIGHT_EAR]) / 2
     x = _unit(lm[B.LEFT_EAR] - lm[B.RIGHT_EAR])
@@ -252,7 +264,7 @@ def _build_parts(lm: np.ndarray, cam: PinholeCamera, pal: Palette, head_scale: f
     hull_lower = _hull(cam.project(lower))
     hull_upper = _hull(cam.project(upper))
     stripes = pal.shirt_stripes
-    period = max(cam.scale_px_per_m(sh_c) * 0.05, 3.0)
+    period = max(float(cam.scale_px_per_m(sh_c)) * 0.05, 3.0)
 
     def stripe_pattern(xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
         return (np.sin(yy * (2 * np.pi / period)) > 0.3).astype(np.float32)
@@ -264,19 +276,18 @@ def _build_parts(lm: np.ndarray, cam: PinholeCamera, pal: Palette, head_scale: f
 
     for side in ("left", "right"):
         s = side.upper()
-        sh, el, wr = lm[B[f"{s}_SHOULDER"]], lm[B[f"{s}_ELBOW"]], lm[B[f"{s}_WRIST"]]
+        sh, el, wr = lm[_lm(f"{s}_SHOULDER")], lm[_lm(f"{s}_ELBOW")], lm[_lm(f"{s}_WRIST")]
         capsule(sh, el, 0.05, 0.044, pal.shirt, f"{side}_upper_arm")
         capsule(el, wr, 0.041, 0.031, pal.skin, f"{side}_forearm")
         _hand_part(parts, cam, lm, s, side, pal)
-        hip, kn, an = lm[B[f"{s}_HIP"]], lm[B[f"{s}_KNEE"]], lm[B[f"{s}_ANKLE"]]
+        hip, kn, an = lm[_lm(f"{s}_HIP")], lm[_lm(f"{s}_KNEE")], lm[_lm(f"{s}_ANKLE")]
         # Thighs go behind the pelvis unless clearly in front of it, so hip joints do not show as caps.
         capsule(hip, kn, 0.088, 0.060, pal.pants, f"{side}_thigh", depth_bias_m=0.1)
         capsule(kn, an, 0.056, 0.042, pal.pants, f"{side}_shin")
-        heel, toe = lm[B[f"{s}_HEEL"]], lm[B[f"{s}_FOOT_INDEX"]]
+        heel, toe = lm[_lm(f"{s}_HEEL")], lm[_lm(f"{s}_FOOT_INDEX")]
         foot_hull = _spheres_hull(cam, [an, heel + 0.02 * _unit(an - heel), 0.5 * (heel + toe) + 0.01 * up,
                                         toe - 0.02 * _unit(toe - heel)], [0.045, 0.035, 0.04, 0.03])
-        parts.append(_Part(depth((an + toe + heel) / 3), lambda cv, h=foot_hull, sd=side: cv.paint(
-            h, pal.shoes, LABEL[f"{sd}_foot"])))
+        parts.append(_Part(depth((an + toe + heel) / 3), _painter(foot_hull, pal.shoes, LABEL[f"{side}_foot"])))
 
     centre, rot = _head_frame(lm, head_scale)
     parts.append(_Part(depth(centre), lambda cv: _draw_head(cv, cam, lm, centre, rot, sh_c, pal, head_scale)))
@@ -284,7 +295,7 @@ def _build_parts(lm: np.ndarray, cam: PinholeCamera, pal: Palette, head_scale: f
 
 
 def _hand_part(parts: list[_Part], cam: PinholeCamera, lm: np.ndarray, s: str, side: str, pal: Palette) -> None:
-    wr, ix, pk, th = lm[B[f"{s}_WRIST"]], lm[B[f"{s}_INDEX"]], lm[B[f"{s}_PINKY"]], lm[B[f"{s}_THUMB"]]
+    wr, ix, pk, th = lm[_lm(f"{s}_WRIST")], lm[_lm(f"{s}_INDEX")], lm[_lm(f"{s}_PINKY")], lm[_lm(f"{s}_THUMB")]
     knuckles = (ix + pk) / 2
     hd = _unit(knuckles - wr)
     label = LABEL[f"{side}_hand"]
@@ -324,7 +335,7 @@ def _draw_head(cv: _Canvas, cam: PinholeCamera, lm: np.ndarray, centre: np.ndarr
     radii = scale * np.array([0.079, 0.112, 0.098])
     to_cam = cam.towards_camera(centre)
     skin = pal.skin
-    darker = tuple(int(c * 0.85) for c in skin)
+    darker: RGB = (int(skin[0] * 0.85), int(skin[1] * 0.85), int(skin[2] * 0.85))
 
     # Neck first: the head covers its top.
     neck_top = centre + rot @ (scale * np.array([0.0, -0.07, -0.02]))
@@ -416,7 +427,7 @@ def _shadows(cv: _Canvas, cam: PinholeCamera, lm: np.ndarray) -> None:
     shadow = np.zeros((cv.h, cv.w), np.uint8)
     spots = [(np.array([hip_c[0], 0.0, hip_c[2]]), 0.30, 0.18, 0.5)]
     for s in ("LEFT", "RIGHT"):
-        an = lm[B[f"{s}_ANKLE"]]
+        an = lm[_lm(f"{s}_ANKLE")]
         lift = max(float(an[1]) - 0.08, 0.0)
         spots.append((np.array([an[0], 0.0, an[2] + 0.04]), 0.13, 0.09, max(1.0 - 4 * lift, 0.3)))
     for c, rx, rz, strength in spots:
@@ -424,8 +435,8 @@ def _shadows(cv: _Canvas, cam: PinholeCamera, lm: np.ndarray) -> None:
         poly = np.round(cam.project(ring) * _SCALE).astype(np.int32)
         cv2.fillPoly(shadow, [poly], int(90 * strength), cv2.LINE_AA, _SHIFT)
     k = max(int(cam.height_px / 60) | 1, 3)
-    shadow = cv2.GaussianBlur(shadow, (k, k), 0)
-    cv.rgb *= (1.0 - shadow.astype(np.float32) / 255.0)[..., None]
+    blurred = cv2.GaussianBlur(shadow, (k, k), 0)
+    cv.rgb *= (1.0 - blurred.astype(np.float32) / 255.0)[..., None]
 
 
 def render_frame(landmarks_m: np.ndarray, camera: PinholeCamera, palette: Palette | None = None,

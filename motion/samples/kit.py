@@ -287,10 +287,10 @@ def write_empty_video(path: str | pathlib.Path, duration_s: float = 4.0, fps: fl
 def write_samples(outdir: str | pathlib.Path, seed: int = 0, duration_s: float = 8.0, fps: float = 30.0,
                   size: tuple[int, int] = (720, 1280), audio: bool = True) -> SampleKit:
     """Writes character.png, character.joints.json, performer.mp4 and performer.joints.json."""
-    out = pathlib.Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
     width, height = size
     _check_options(duration_s, fps, width, height)
+    out = pathlib.Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
     kit = SampleKit(
         outdir=out, character_png=out / "character.png", character_joints=out / "character.joints.json",
         performer_mp4=out / "performer.mp4", performer_joints=out / "performer.joints.json", seed=seed,

@@ -363,18 +363,21 @@ def standing_pose(dims: BodyDimensions | None = None, arm_abduction_deg: float =
         out[ids[4]] = ankle + r_foot @ np.array([0.0, -0.065, 0.165])
     shoulder_c = pelvis + np.array([0.0, dims.spine_m, 0.0])
     abd = math.radians(arm_abduction_deg)
-    for side, ids in ((1.0, (B.LEFT_SHOULDER, B.LEFT_ELBOW, B.LEFT_WRIST, B.LEFT_INDEX, B.LEFT_PINKY,
+    arm_ids: tuple[tuple[float, tuple[int, ...]], ...] = (
+                     (1.0, (B.LEFT_SHOULDER, B.LEFT_ELBOW, B.LEFT_WRIST, B.LEFT_INDEX, B.LEFT_PINKY,
                               B.LEFT_THUMB)),
                       (-1.0, (B.RIGHT_SHOULDER, B.RIGHT_ELBOW, B.RIGHT_WRIST, B.RIGHT_INDEX, B.RIGHT_PINKY,
-                              B.RIGHT_THUMB))):
+                              B.RIGHT_THUMB)))
+    for side, arm in arm_ids:
         sh = shoulder_c + np.array([side * dims.shoulder_half_width_m, 0.0, 0.0])
         up_dir = np.array([side * math.sin(abd), -math.cos(abd), 0.0])
         fore_dir = _unit(np.array([side * math.sin(abd * 1.2), -math.cos(abd * 1.2), 0.08]))
         elbow = sh + dims.upper_arm_m * up_dir
         wrist = elbow + dims.forearm_m * fore_dir
-        hand = hand_landmarks(wrist, fore_dir, fwd, side)
-        out[ids[0]], out[ids[1]], out[ids[2]] = sh, elbow, wrist
-        out[ids[3]], out[ids[4]], out[ids[5]] = hand["index"], hand["pinky"], hand["thumb"]
+        # Palms towards the viewer (thumbs out), so the hands read as hands in a front view.
+        hand = hand_landmarks(wrist, fore_dir, np.array([side, 0.0, 0.35]), side)
+        out[arm[0]], out[arm[1]], out[arm[2]] = sh, elbow, wrist
+        out[arm[3]], out[arm[4]], out[arm[5]] = hand["index"], hand["pinky"], hand["thumb"]
     head_c = shoulder_c + np.array([0.0, dims.neck_to_head_centre_m * dims.head_scale ** 0.5, 0.015])
     for k, v in head_landmarks(head_c, np.eye(3), dims.head_scale).items():
         out[k] = v

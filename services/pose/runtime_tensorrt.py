@@ -10,9 +10,9 @@ Importing this module needs neither tensorrt nor CUDA; selecting the runtime wit
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import pathlib
+import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
@@ -43,16 +43,16 @@ def export_onnx(module: Any, input_shape: tuple[int, ...], output_names: list[st
     import torch
 
     example = torch.zeros((2, *input_shape[1:]), dtype=torch.float32)
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
+    with tempfile.TemporaryDirectory(prefix="motion-onnx-") as tmp, warnings.catch_warnings():
         # The TorchScript exporter warns that it is deprecated; it is the one that keeps dynamic_axes simple.
         warnings.simplefilter("ignore")
+        path = pathlib.Path(tmp) / "model.onnx"
         torch.onnx.export(
-            module.eval().cpu().float(), (example,), buf, input_names=["input"], output_names=output_names,
-            dynamic_axes={name: {0: "batch"} for name in ["input", *output_names]}, opset_version=ONNX_OPSET,
-            dynamo=False, do_constant_folding=True,
+            module.eval().cpu().float(), (example,), str(path), input_names=["input"],
+            output_names=output_names, dynamic_axes={name: {0: "batch"} for name in ["input", *output_names]},
+            opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True,
         )
-    return buf.getvalue()
+        return path.read_bytes()
 
 
 def engine_cache_key(gpu_name: str, trt_version: str, model_sha256: str, options: TensorRTOptions) -> str:
@@ -86,11 +86,12 @@ class TensorRTModel:
     """One engine with its execution context; `run` is serialised (a context is not re-entrant)."""
 
     def __init__(self, name: str, input_shape: tuple[int, ...], output_names: list[str], engine: Any,
-                 max_batch: int, torch: Any) -> None:
+                 max_batch: int, torch: Any, trt_runtime: Any) -> None:
         self.name = name
         self.input_shape = input_shape
         self.output_names = output_names
         self.max_batch = max_batch
+        self._trt_runtime = trt_runtime  # the engine must not outlive the runtime that deserialised it
         self._engine = engine
         self._context = engine.create_execution_context()
         self._torch = torch
@@ -185,7 +186,7 @@ class TensorRTRuntime:
                 raise ModelError(f"TensorRT cannot load the engine it built for {model_path.name}",
                                  path=str(path))
         return TensorRTModel(module.graph_name, tuple(module.input_shape), names, engine, self.options.max_batch,
-                             self._torch)
+                             self._torch, runtime)
 
 
 def make_runtime(num_threads: int = 2, half: bool = True, max_batch: int = 64) -> TensorRTRuntime:

@@ -579,10 +579,10 @@ class _DepthToSpace(nn.Module):
         self.block = block
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
+        _, c, h, w = x.shape
         b = self.block
-        y = x.reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2)
-        return y.reshape(n, c // (b * b), h * b, w * b)
+        y = x.reshape(-1, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2)
+        return y.reshape(-1, c // (b * b), h * b, w * b)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -804,19 +804,19 @@ def _build_op(graph: TFLiteGraph, op: GraphOp) -> tuple[nn.Module, list[int]]:
         slices: list[slice] = []
         shrink: list[int] = []
         for d in range(len(in_shape)):
-            b: int | None = None if opts.BeginMask() >> d & 1 else int(begin[d])
-            e: int | None = None if opts.EndMask() >> d & 1 else int(end[d])
+            start: int | None = None if opts.BeginMask() >> d & 1 else int(begin[d])
+            stop: int | None = None if opts.EndMask() >> d & 1 else int(end[d])
             s = int(strides[d])
             if opts.ShrinkAxisMask() >> d & 1:
-                e, s = (b + 1 if b is not None and b != -1 else None), 1
+                stop, s = (start + 1 if start is not None and start != -1 else None), 1
                 shrink.append(d)
             if d == 0:
                 # The batch axis is free at run time: only a slice that keeps all of it is supported.
-                if (b or 0) != 0 or s != 1 or (e is not None and e < in_shape[0]) or shrink:
+                if (start or 0) != 0 or s != 1 or (stop is not None and stop < in_shape[0]) or shrink:
                     raise ModelError(f"{graph.name}: STRIDED_SLICE on the batch axis is not supported")
                 slices.append(slice(None))
                 continue
-            slices.append(slice(b, e, s))
+            slices.append(slice(start, stop, s))
         return _StridedSlice(len(in_shape), tuple(slices), tuple(shrink)), [first]
 
     if kind == "DEPTH_TO_SPACE":

@@ -243,7 +243,8 @@ def test_concurrent_jobs_all_complete_without_leaks_with_three_tenants(mesh: Loc
         tenant = tenants[i % 3]
         try:
             with client(mesh, tenant) as c:
-                job = c.create(request(inputs, image=f"image{i % 3}"), max_wait_s=300)
+                # Every job its own background: 20 real renders, not 20 cache hits.
+                job = c.create(request(inputs, image=f"image{i % 3}", color=f"#30{i:02x}60"), max_wait_s=300)
                 with lock:
                     created[tenant].append(job.name)
         except BaseException as exc:  # collected and re-raised below

@@ -174,6 +174,22 @@ def test_process_image_finds_pose_with_character_image(shared_data: pathlib.Path
     assert f1.body[B.NOSE, 1] < f1.body[B.LEFT_HIP, 1]
 
 
+def test_process_frames_matches_sequential_frames_with_pipelined_parts(short_clip: pathlib.Path) -> None:
+    # Hands/face of frame t run in a worker while the body of frame t+1 runs: same results, same order.
+    frames, fps = read_frames(short_clip, 8)
+    with PoseExtractor(PoseOptions()) as ex:
+        piped = [f for f, _ in ex.process_frames((i, i / fps, rgb) for i, rgb in enumerate(frames))]
+        ex.reset()
+        seq = [ex.process_frame(rgb, i / fps, i) for i, rgb in enumerate(frames)]
+    assert [f.index for f in piped] == list(range(8))
+    for a, b in zip(piped, seq, strict=True):
+        assert a.body is not None and b.body is not None
+        np.testing.assert_allclose(a.body, b.body, atol=1e-4)
+        assert (a.left_hand is None) == (b.left_hand is None) and (a.face is None) == (b.face is None)
+        if a.left_hand is not None and b.left_hand is not None:
+            np.testing.assert_allclose(a.left_hand.landmarks, b.left_hand.landmarks, atol=1e-4)
+
+
 def test_options_reject_out_of_range_confidence_with_rule_id() -> None:
     with pytest.raises(InputError) as err:
         PoseOptions(min_detection_confidence=1.5).validate()

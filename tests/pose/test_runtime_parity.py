@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from motion.media import read_image
 from tests.pose.conftest import read_frames
 
 pytest.importorskip("torch")
@@ -50,8 +51,8 @@ def real_crops(shared_data: pathlib.Path) -> list[np.ndarray]:
     for name in ("musepose__ubc_91BjuE6irxS.mp4", "animate_x__dance_1.mp4"):
         frames, _ = read_frames(shared_data / "videos" / name, 1)
         crops += [_square(frames[0]), _square(frames[0], 0.0, 0.5)]  # whole body, head and shoulders
-    image = cv2.cvtColor(cv2.imread(str(shared_data / "characters" / "musepose__ref.png")), cv2.COLOR_BGR2RGB)
-    crops.append(_square(image))
+    image = read_image(shared_data / "characters" / "musepose__ref.png")
+    crops.append(_square(image[:, :, :3]))
     return crops
 
 

@@ -105,7 +105,7 @@ def test_pipeline_matches_litert_with_torch_runtime_on_real_clip(
         with PoseExtractor(PoseOptions(runtime=runtime, hands=True, face=True)) as ex:
             results[runtime] = list(ex.process_frames((i, i / fps, f) for i, f in enumerate(frames)))
     for (ref, _), (ours, _) in zip(results["litert"], results["torch"], strict=True):
-        assert ref.present and ours.present
+        assert ref.present and ours.present and ref.body is not None and ours.body is not None
         # Landmarks in video pixels (540 x 414 frame): within 0.5 px of LiteRT's.
         assert np.abs(ours.body[:, :2] - ref.body[:, :2]).max() <= 0.5
         for a, b in ((ref.left_hand, ours.left_hand), (ref.right_hand, ours.right_hand)):
