@@ -407,16 +407,22 @@ class PoseExtractor:
         return px, world, score, float(handed.reshape(-1)[0])
 
     # ---- face ---------------------------------------------------------------------------------------------
-    def _face_roi(self, rgb: np.ndarray, body: np.ndarray) -> g.Rect | None:
-        if self._face_det is None:  # hands/face disabled in the options
-            return None
+    @staticmethod
+    def _face_rough(body: np.ndarray, scale: float) -> g.Rect | None:
+        """Square ROI around the body's face points 0..10, rotated by the eyes (right eye 5 -> left eye 2)."""
         pts = body[:11]
         if float(np.mean(pts[:, 3])) < 0.3:
             return None
         lo, hi = pts[:, :2].min(axis=0), pts[:, :2].max(axis=0)
-        rough = g.Rect(float(lo[0] + hi[0]) / 2, float(lo[1] + hi[1]) / 2, float(hi[0] - lo[0]),
-                       float(hi[1] - lo[1]), g.rotation_from_points(pts[5], pts[2], 0.0)).transform(3.0, 3.0)
-        if rough.size_px < 4:
+        rect = g.Rect(float(lo[0] + hi[0]) / 2, float(lo[1] + hi[1]) / 2, float(hi[0] - lo[0]),
+                      float(hi[1] - lo[1]), g.rotation_from_points(pts[5], pts[2], 0.0)).transform(scale, scale)
+        return rect if rect.size_px >= 4 else None
+
+    def _face_roi(self, rgb: np.ndarray, body: np.ndarray) -> g.Rect | None:
+        if self._face_det is None:  # hands/face disabled in the options
+            return None
+        rough = self._face_rough(body, 3.0)
+        if rough is None:
             return None
         crop = rough.crop(rgb, 128, 128, border_zero=True)
         scores, boxes = self._face_det.run((crop.astype(np.float32) * (2.0 / 255.0) - 1.0)[None])
@@ -445,6 +451,11 @@ class PoseExtractor:
             found = self._face_at(rgb, prev)
         if found is None:
             roi = self._face_roi(rgb, body)
+            found = self._face_at(rgb, roi) if roi is not None else None
+        if found is None and self._face_det is not None:
+            # The detector missed (blur, profile): try a ROI straight from the body's face points; the
+            # face flag still has to accept it.
+            roi = self._face_rough(body, 1.8)
             found = self._face_at(rgb, roi) if roi is not None else None
         if found is None:
             return None

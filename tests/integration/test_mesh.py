@@ -158,6 +158,21 @@ def test_render_worker_killed_range_retried_elsewhere(mesh: LocalMesh, inputs: d
     assert len(download(done)) > 1000
 
 
+def test_cancel_job_stops_it_with_running_job(mesh: LocalMesh, inputs: dict[str, pathlib.Path]):
+    with client(mesh, "gamma") as c:
+        job = c.create(request(inputs, image="image0", color="#c0ffee"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if c.call("GetJob", gw.GetJobRequest(name=job.name)).state == gw.JOB_STATE_RUNNING:
+                break
+            time.sleep(0.05)
+        c.call("CancelJob", gw.CancelJobRequest(name=job.name))
+        done = wait_done(c, job.name, timeout_s=30)
+        watched = list(c.watch(job.name))
+    assert done.state == gw.JOB_STATE_CANCELLED and not done.result.key
+    assert watched[-1].state == gw.JOB_STATE_CANCELLED
+
+
 def test_gateway_sigkill_mid_job_finishes_once_with_restart(mesh: LocalMesh, inputs: dict[str, pathlib.Path]):
     with client(mesh, "beta") as c:
         job = c.create(request(inputs, image="image2", color="#654321"))
