@@ -145,11 +145,14 @@ class GatewayService(gw_grpc.GatewayServiceServicer):
             validate_video(path)
         return self.store.put_content_addressed(data, f"uploads/{tenant}", ext, "")
 
-    def _check_ref(self, ref: common_pb2.ObjectRef, kind: str, tmp: pathlib.Path) -> common_pb2.ObjectRef:
+    def _check_ref(self, tenant: str, ref: common_pb2.ObjectRef, kind: str,
+                   tmp: pathlib.Path) -> common_pb2.ObjectRef:
         from motion.media import validate_image, validate_video
 
-        if ref.key.startswith(_PRIVATE_PREFIXES):
-            raise InputError(f"{kind}.ref", f"{kind} reference points at a private key", actual=ref.key)
+        other_upload = ref.key.startswith("uploads/") and not ref.key.startswith(f"uploads/{tenant}/")
+        if ref.key.startswith(_PRIVATE_PREFIXES) or other_upload:
+            # Same answer as for a missing object: no hint that the key exists.
+            raise InputError(f"{kind}.ref", f"{kind} reference does not exist", actual=ref.key)
         try:
             stat = self.store.stat(ref.key)
         except NotFoundError:
@@ -196,13 +199,13 @@ class GatewayService(gw_grpc.GatewayServiceServicer):
                 if request.image_data:
                     image = self._store_upload(tenant, request.image_data, request.image_filename, "image", tmp)
                 elif request.image.key:
-                    image = self._check_ref(request.image, "image", tmp)
+                    image = self._check_ref(tenant, request.image, "image", tmp)
                 else:
                     raise InputError("request.image_missing", "a character image is required (data or reference)")
                 if request.video_data:
                     video = self._store_upload(tenant, request.video_data, request.video_filename, "video", tmp)
                 elif request.video.key:
-                    video = self._check_ref(request.video, "video", tmp)
+                    video = self._check_ref(tenant, request.video, "video", tmp)
                 else:
                     raise InputError("request.video_missing", "a reference video is required (data or reference)")
             job = gw.Job(

@@ -56,6 +56,7 @@ HAND_FILTER = OneEuroParams(min_cutoff=0.05, beta=80.0)
 FACE_FILTER = OneEuroParams(min_cutoff=0.05, beta=80.0)
 # A lost person is searched near where they were for this long before we take the largest one again.
 REACQUIRE_WINDOW_S = 1.0
+FACE_ROI_KEEP_FRAMES = 3
 ProgressFn = Callable[[int, int], None]
 FrameSink = Callable[[SkeletonFrame, np.ndarray], None]
 
@@ -113,6 +114,7 @@ class _Tracker:
     track_id: int = 0
     hand_rois: dict[str, g.Rect] = field(default_factory=dict)
     face_roi: g.Rect | None = None
+    face_misses: int = 0
     smoothers: dict[str, LandmarkSmoother] = field(default_factory=dict)
 
     def smoother(self, key: str, params: OneEuroParams, with_visibility: bool = True) -> LandmarkSmoother:
@@ -373,14 +375,16 @@ class PoseExtractor:
         if wrist[3] < 0.1:
             return None, float("nan")
         found = None
-        # Tracking: last frame's landmark-derived ROI while it still sits at the body's wrist (saves the
-        # recrop model); else the holistic path (body -> hand_recrop -> ROI). The hand flag guards both.
-        if prev is not None and math.hypot(prev.x_center - wrist[0], prev.y_center - wrist[1]) < 0.75 * prev.size_px:
-            found = self._hand_at(rgb, prev)
-        if found is None:
-            recrop = self._hand_roi(rgb, body, side)
-            if recrop is not None:
-                found = self._hand_at(rgb, recrop)
+        # RoiTracking (holistic): last frame's landmark-derived ROI is kept while the pose-derived one
+        # (body -> hand_recrop) agrees with it; if the hand flag rejects the chosen ROI, the other is tried.
+        recrop = self._hand_roi(rgb, body, side)
+        candidates = [r for r in (recrop, prev) if r is not None]
+        if prev is not None and recrop is not None and g.rects_close(prev, recrop, 40.0, 0.2, 0.4):
+            candidates = [prev, recrop]
+        for roi in candidates:
+            found = self._hand_at(rgb, roi)
+            if found is not None:
+                break
         if found is None:
             return None, float("nan")
         px, world, score, p_left_selfie = found
@@ -441,26 +445,26 @@ class PoseExtractor:
         if self._face_lm is None:  # face disabled in the options
             return None
         prev = self._parts_state.face_roi
-        self._parts_state.face_roi = None
-        nose = body[0]
         found = None
-        # Tracking: last frame's mesh-derived ROI while the body's nose is inside it (saves the face
-        # detector); else the holistic path (body -> face detector -> ROI). The face flag guards both.
-        if prev is not None and nose[3] > 0.3 and math.hypot(
-                prev.x_center - nose[0], prev.y_center - nose[1]) < 0.35 * prev.size_px:
-            found = self._face_at(rgb, prev)
+        # RoiTracking (holistic): last frame's mesh-derived ROI is kept while the detector-refined ROI from
+        # the body agrees with it; when the detector misses, the last ROI gets a try (the face flag decides).
+        det_roi = self._face_roi(rgb, body)
+        candidates = [r for r in (det_roi, prev) if r is not None]
+        if prev is not None and det_roi is not None and g.rects_close(prev, det_roi, 15.0, 0.1, 0.1):
+            candidates = [prev, det_roi]
+        for roi in candidates:
+            found = self._face_at(rgb, roi)
+            if found is not None:
+                break
         if found is None:
-            roi = self._face_roi(rgb, body)
-            found = self._face_at(rgb, roi) if roi is not None else None
-        if found is None and self._face_det is not None:
-            # The detector missed (blur, profile): try a ROI straight from the body's face points; the
-            # face flag still has to accept it.
-            roi = self._face_rough(body, 1.8)
-            found = self._face_at(rgb, roi) if roi is not None else None
-        if found is None:
+            # A face lost for a frame or two (motion blur) is often back at the same place: keep its ROI.
+            self._parts_state.face_misses += 1
+            if self._parts_state.face_misses > FACE_ROI_KEEP_FRAMES:
+                self._parts_state.face_roi = None
             return None
         px, score = found
         self._parts_state.face_roi = g.face_landmarks_rect(px)
+        self._parts_state.face_misses = 0
         return Face(landmarks=px, score=score, expression=face_expression(px))
 
     def _face_at(self, rgb: np.ndarray, roi: g.Rect) -> tuple[np.ndarray, float] | None:

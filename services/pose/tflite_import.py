@@ -744,8 +744,12 @@ def _build_op(graph: TFLiteGraph, op: GraphOp) -> tuple[nn.Module, list[int]]:
 
     unary: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
         "RELU": F.relu, "RELU6": lambda t: torch.clamp(t, 0.0, 6.0), "LOGISTIC": torch.sigmoid,
-        "TANH": torch.tanh, "HARD_SWISH": F.hardswish, "DEQUANTIZE": lambda t: t.float(),
+        "TANH": torch.tanh, "HARD_SWISH": F.hardswish,
+        "DEQUANTIZE": lambda t: t,  # a run-time fp16 tensor: the module already computes in its own dtype
     }
+    if kind == "DEQUANTIZE" and tensors[first].dtype is not np.float16:
+        raise ModelError(f"{graph.name}: DEQUANTIZE of a run-time integer tensor is not supported",
+                         limit="float16", actual=str(tensors[first].dtype))
     if kind in unary:
         return _Unary(unary[kind]), [first]
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
 
 from motion.skeleton import BodyLandmark, SkeletonFrame
 
@@ -227,6 +229,8 @@ def compute_skin(vertices: np.ndarray, triangles: np.ndarray, bones: Bones, allo
         raw[:, b] = np.exp(-((along / blend_px) ** 2)) / (1.0 + (lateral / side_px) ** 4)
     allowed = np.asarray(allowed, dtype=np.float64)
     raw = raw * allowed if seed is None else raw * allowed * seed
+    if len(triangles):
+        raw = _geodesic_weights(vertices, triangles, raw, blend_px) * allowed
     raw = _normalise(raw)
     # Laplacian smoothing over the mesh graph widens the blend where bones meet, so skin never creases.
     if smoothing_iterations and len(triangles):
@@ -253,6 +257,41 @@ def compute_skin(vertices: np.ndarray, triangles: np.ndarray, bones: Bones, allo
             sel = (order[:, 0] == i) & (order[:, 1] == j) & (w[:, 1] > 0)
             pivot[sel] = shared
     return Skin(order.astype(np.int32), w, pivot)
+
+
+def _mesh_graph(vertices: np.ndarray, triangles: np.ndarray) -> csr_matrix:
+    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    edges = np.unique(np.sort(edges, axis=1), axis=0)
+    length = np.hypot(*(vertices[edges[:, 0]] - vertices[edges[:, 1]]).T) + 1e-9
+    n = len(vertices)
+    return csr_matrix((length, (edges[:, 0], edges[:, 1])), shape=(n, n))
+
+
+def _geodesic_weights(vertices: np.ndarray, triangles: np.ndarray, raw: np.ndarray,
+                      blend_px: float) -> np.ndarray:
+    """Weights by distance *over the mesh* from the region each bone owns.
+
+    Every vertex is owned by its strongest bone by the Euclidean falloff; a bone then reaches other
+    vertices only by walking the mesh from its own region. A folded forearm lying beside its upper arm, or
+    a hand pressed against the head, is then far (geodesically) from the other bone although close in the
+    image, so it does not get dragged along (Euclidean blending tore shards off such poses).
+    """
+    n_v, n_b = raw.shape
+    out = np.zeros_like(raw)
+    has = raw.max(axis=1) > 0
+    owner = np.where(has, np.argmax(raw, axis=1), -1)
+    graph = _mesh_graph(vertices, triangles)
+    reach_px = 3.0 * blend_px  # beyond this exp(-(d/blend)^2) is < 1e-4
+    for b in range(n_b):
+        src = np.nonzero(owner == b)[0]
+        if not len(src):
+            continue
+        dist = dijkstra(graph, directed=False, indices=src, min_only=True, limit=reach_px)
+        out[:, b] = np.where(np.isfinite(dist), np.exp(-((np.nan_to_num(dist, posinf=0.0) / blend_px) ** 2)), 0.0)
+    # Vertices no bone reaches keep the Euclidean falloff rather than dropping to zero.
+    empty = out.sum(axis=1) <= 0
+    out[empty] = raw[empty]
+    return out
 
 
 def _normalise(w: np.ndarray) -> np.ndarray:

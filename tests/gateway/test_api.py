@@ -187,3 +187,33 @@ def test_list_jobs_pages_and_filters_with_page_token(api_gateway: ApiGateway, me
     with pytest.raises(grpc.RpcError) as info:
         api_gateway.stub.ListJobs(gw.ListJobsRequest(page_token="%%%"), metadata=md)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_create_job_accepts_own_refs_and_hides_others_with_object_refs(api_gateway: ApiGateway,
+                                                                      media_dir: pathlib.Path):
+    first = _create(api_gateway, media_dir, tenant="alpha")
+    by_ref = gw.CreateJobRequest(request_id="by-ref", image=first.image, video=first.video)
+    job = api_gateway.stub.CreateJob(by_ref, metadata=api_gateway.md("alpha"))
+    assert job.image.key == first.image.key and job.state == gw.JOB_STATE_QUEUED
+    for tenant, ref_key in (("beta", first.image.key), ("alpha", "jobs/alpha/x.json"), ("alpha", "nope/x.png")):
+        req = gw.CreateJobRequest(request_id=f"r-{tenant}", image=common_pb2.ObjectRef(key=ref_key),
+                                  video=first.video)
+        with pytest.raises(grpc.RpcError) as info:
+            api_gateway.stub.CreateJob(req, metadata=api_gateway.md(tenant))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert _rule_of(info.value) == "image.ref"
+
+
+def test_gateway_serves_health_and_reflection_with_running_server(api_gateway: ApiGateway):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    with grpc.insecure_channel(api_gateway.addr) as ch:
+        status = health_pb2_grpc.HealthStub(ch).Check(
+            health_pb2.HealthCheckRequest(service="motion.v1.GatewayService"), timeout=5)
+        assert status.status == health_pb2.HealthCheckResponse.SERVING
+        stub = reflection_pb2_grpc.ServerReflectionStub(ch)
+        answers = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                                                 timeout=5))
+        names = {s.name for s in answers[0].list_services_response.service}
+    assert {"motion.v1.GatewayService", "grpc.health.v1.Health"} <= names

@@ -130,6 +130,34 @@ def test_mesh_output_identical_with_embedded_run(mesh: LocalMesh, inputs: dict[s
     assert done.result.sha256 == hashlib.sha256(mesh_bytes).hexdigest()
 
 
+def test_workers_refuse_calls_without_gateway_token_with_direct_client(mesh: LocalMesh):
+    from motion.v1 import render_service_pb2_grpc, retarget_service_pb2, retarget_service_pb2_grpc
+
+    for name, call in (
+        ("render-0", lambda ch, md: render_service_pb2_grpc.RenderServiceStub(ch).BuildRig(
+            render_service_pb2.BuildRigRequest(), metadata=md, timeout=10)),
+        ("retarget", lambda ch, md: retarget_service_pb2_grpc.RetargetServiceStub(ch).Retarget(
+            retarget_service_pb2.RetargetRequest(), metadata=md, timeout=10)),
+    ):
+        with grpc.insecure_channel(mesh.addrs[name]) as ch:
+            with pytest.raises(grpc.RpcError) as info:
+                call(ch, (("x-motion-internal-token", "not-the-token"),))
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            # With the mesh's token the call gets through to the service (which then rejects the empty request).
+            with pytest.raises(grpc.RpcError) as info:
+                call(ch, (("x-motion-internal-token", mesh.internal_token),))
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_gateway_exports_job_metrics_with_finished_job(mesh: LocalMesh):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{mesh.metrics_ports['gateway']}/metrics", timeout=10).read()
+    for name in ("motion_gateway_queue_depth", 'motion_gateway_jobs{state="succeeded"}',
+                 'motion_gateway_stage_duration_seconds_count{stage="render"}',
+                 'motion_gateway_cache_hits_total{kind="skeleton"}',
+                 'motion_grpc_requests_total{code="OK",method="CreateJob",service="motion.v1.GatewayService"}'):
+        assert name.encode() in text, name
+
+
 def test_second_character_skips_pose_with_same_reference(mesh: LocalMesh, inputs: dict[str, pathlib.Path]):
     with client(mesh) as c:
         first = wait_done(c, c.create(request(inputs, image="image0")).name)

@@ -192,3 +192,71 @@ def test_tensorrt_engine_matches_torch_and_is_cached_with_gpu(
     got = model.run(x)
     assert model.output_names == ["Identity", "Identity_1", "Identity_2", "Identity_3", "Identity_4"]
     assert np.abs(got[0] - ref[0]).max() <= 0.256  # 1e-3 x 256-px input
+
+
+def _sparsity(traversal: list[int], block_map: list[int], levels: list[tuple[int, int, list[int], list[int]]]) -> object:
+    """A real `SparsityParameters` flatbuffer (built with the schema's builder) read back with the bindings.
+    levels: (format 0 dense / 1 CSR, dense_size, segments, indices)."""
+    import flatbuffers
+    import tflite
+
+    b = flatbuffers.Builder(256)
+
+    def int_vector(values: list[int]) -> int:
+        tflite.Int32VectorStartValuesVector(b, len(values))
+        for v in reversed(values):
+            b.PrependInt32(v)
+        vec = b.EndVector()
+        tflite.Int32VectorStart(b)
+        tflite.Int32VectorAddValues(b, vec)
+        return int(tflite.Int32VectorEnd(b))
+
+    metas = []
+    for fmt, dense_size, segments, indices in levels:
+        seg = int_vector(segments) if fmt == 1 else 0
+        idx = int_vector(indices) if fmt == 1 else 0
+        tflite.DimensionMetadataStart(b)
+        tflite.DimensionMetadataAddFormat(b, fmt)
+        tflite.DimensionMetadataAddDenseSize(b, dense_size)
+        if fmt == 1:
+            tflite.DimensionMetadataAddArraySegmentsType(b, 1)  # Int32Vector
+            tflite.DimensionMetadataAddArraySegments(b, seg)
+            tflite.DimensionMetadataAddArrayIndicesType(b, 1)
+            tflite.DimensionMetadataAddArrayIndices(b, idx)
+        metas.append(tflite.DimensionMetadataEnd(b))
+
+    def offsets_vector(start: object, items: list[int], prepend: object) -> int:
+        start(b, len(items))  # type: ignore[operator]
+        for v in reversed(items):
+            prepend(v)  # type: ignore[operator]
+        return int(b.EndVector())
+
+    order = offsets_vector(tflite.SparsityParametersStartTraversalOrderVector, traversal, b.PrependInt32)
+    bmap = offsets_vector(tflite.SparsityParametersStartBlockMapVector, block_map, b.PrependInt32)
+    dims = offsets_vector(tflite.SparsityParametersStartDimMetadataVector, metas, b.PrependUOffsetTRelative)
+    tflite.SparsityParametersStart(b)
+    tflite.SparsityParametersAddTraversalOrder(b, order)
+    tflite.SparsityParametersAddBlockMap(b, bmap)
+    tflite.SparsityParametersAddDimMetadata(b, dims)
+    b.Finish(tflite.SparsityParametersEnd(b))
+    return tflite.SparsityParameters.GetRootAs(b.Output(), 0)
+
+
+def test_densify_expands_block_sparse_matrix_with_2x2_blocks() -> None:
+    from services.pose.tflite_import import densify
+
+    dense = np.array([[1, 0, 2, 3], [0, 4, 0, 0], [0, 0, 5, 0], [0, 0, 0, 6]], np.float32)
+    # Block rows dense (2), block columns CSR (row 0 has blocks 0 and 1, row 1 has block 1), 2x2 dense blocks.
+    sparsity = _sparsity([0, 1, 2, 3], [0, 1], [(0, 2, [], []), (1, 0, [0, 2, 3], [0, 1, 1]),
+                                                (0, 2, [], []), (0, 2, [], [])])
+    values = np.array([1, 0, 0, 4, 2, 3, 0, 0, 5, 0, 0, 6], np.float32)
+    np.testing.assert_array_equal(densify(values, (4, 4), sparsity), dense)
+
+
+def test_densify_expands_csr_rows_with_unblocked_matrix() -> None:
+    from services.pose.tflite_import import densify
+
+    dense = np.array([[0, 7, 0], [0, 0, 0], [8, 0, 9]], np.float16)
+    sparsity = _sparsity([0, 1], [], [(0, 3, [], []), (1, 0, [0, 1, 1, 3], [1, 0, 2])])
+    values = np.array([7, 8, 9], np.float16)
+    np.testing.assert_array_equal(densify(values, (3, 3), sparsity), dense)

@@ -28,6 +28,7 @@ from services.render.character.mask import (
     clean_texture,
     compute_mask,
     fill_background,
+    skeleton_envelope,
 )
 
 ANALYSIS_VERSION = 1
@@ -115,6 +116,10 @@ def analyse_character(image_path: str | pathlib.Path, joints_override: str | pat
                                 "no person was detected in the character image; give a joints file (--joints)",
                                 limit="a detected person or a joints file", actual="none")
     jset = complete_joints(raw, mask, source)
+    if mres.source == MaskSource.SEGMENTATION:
+        # Segmentation drifts onto the floor and props next to the body; cut it to the skeleton's reach.
+        mask = skeleton_envelope(mask, jset.joints, height_px)
+        height_px = _height_px(mask)
     tolerance = max(4.0, options.joint_tolerance_fraction * height_px)
     check_joints_on_mask(jset.joints, mask, tolerance,
                          names=CORE_JOINTS + ("left_knee", "right_knee", "left_ankle", "right_ankle", "nose"))

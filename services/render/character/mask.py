@@ -281,3 +281,60 @@ def fill_background(rgb: np.ndarray, mask: np.ndarray, dilate_px: int = 7, work_
     out = rgb.copy()
     out[hole > 0] = big[hole > 0]
     return out
+
+
+# Envelope radii around the skeleton, as fractions of the character's height: a dress or a wide coat may
+# reach this far from the trunk, a sleeve or trouser leg this far from its limb bone.
+_TRUNK_REACH = 0.28
+_LIMB_REACH = 0.11
+# Legs get less: the floor between and beside the feet is the commonest thing segmentation adds.
+_LEG_REACH = 0.065
+
+
+def skeleton_envelope(mask: np.ndarray, joints: dict[str, tuple[float, float]], height_px: float) -> np.ndarray:
+    """The mask cut to the region a body with these joints can occupy.
+
+    Person segmentation (and GrabCut after it) happily includes the floor the feet stand on, a shadow, or a
+    prop next to the body; those would then be skinned to the nearest bone and swing with the legs. Pixels
+    farther from every bone than a body part can reach, or below the feet, are dropped; then only the
+    connected parts that touch the skeleton are kept.
+    """
+    from services.render.skin import BONE_SPECS, Part, complete_joints, segment_distance
+
+    full = complete_joints(joints)
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    if not len(ys) or height_px <= 0:
+        return mask
+    pts = np.stack([xs, ys], axis=1).astype(np.float64)
+    keep = np.zeros(len(pts), dtype=bool)
+    for spec in BONE_SPECS:
+        if spec.parent not in full or spec.child not in full:
+            continue
+        reach = (_TRUNK_REACH if spec.part == Part.TORSO
+                 else _LEG_REACH if spec.part in (Part.LEFT_LEG, Part.RIGHT_LEG) else _LIMB_REACH) * height_px
+        if spec.name == "neck":
+            reach = 0.14 * height_px  # the head: hair and hats, not the wall beside it
+        keep |= segment_distance(pts, full[spec.parent], full[spec.child]) <= reach
+    feet = [full[n][1] for n in ("left_heel", "right_heel", "left_foot_index", "right_foot_index",
+                                 "left_ankle", "right_ankle") if n in full]
+    if feet:
+        keep &= pts[:, 1] <= max(feet) + 0.03 * height_px
+    out = np.zeros_like(mask)
+    out[ys[keep], xs[keep]] = 255
+    # Keep the components that contain a joint (a cut may leave a detached island of floor).
+    n, labels = cv2.connectedComponents(out, connectivity=8)
+    if n <= 1:
+        return mask
+    hit = set()
+    for x, y in full.values():
+        xi, yi = int(round(float(x))), int(round(float(y)))
+        if 0 <= xi < w and 0 <= yi < h and labels[yi, xi] > 0:
+            hit.add(int(labels[yi, xi]))
+    if not hit:
+        return mask
+    result = np.where(np.isin(labels, sorted(hit)), 255, 0).astype(np.uint8)
+    # An opening removes the thin bridges the cut leaves where floor touched a foot.
+    k = max(3, int(0.006 * height_px) | 1)
+    opened = cv2.morphologyEx(result, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return opened if opened.any() else result
