@@ -10,7 +10,7 @@ two strongest bones — so a bent elbow rotates the skin around the joint instea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
@@ -20,6 +20,10 @@ from scipy.sparse.csgraph import dijkstra
 from motion.skeleton import BodyLandmark, SkeletonFrame
 
 MAX_INFLUENCES = 4
+# Skin blends between two bones within this fraction of the shorter bone's length of their shared joint.
+JOINT_BAND = 0.2
+# The neck bone owns skin from this fraction of its length above the shoulder line.
+NECK_START = 0.15
 
 
 class Part(IntEnum):
@@ -122,6 +126,7 @@ class Bones:
     specs: list[BoneSpec]
     rest_parent: np.ndarray  # (B, 2)
     rest_child: np.ndarray  # (B, 2)
+    rest_joints: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def for_joints(cls, joints: dict[str, np.ndarray]) -> Bones:
@@ -129,7 +134,7 @@ class Bones:
                  and float(np.hypot(*(joints[s.child] - joints[s.parent]))) > 1.0]
         rp = np.array([joints[s.parent] for s in specs], dtype=np.float64).reshape(-1, 2)
         rc = np.array([joints[s.child] for s in specs], dtype=np.float64).reshape(-1, 2)
-        return cls(specs, rp, rc)
+        return cls(specs, rp, rc, {k: np.asarray(v, dtype=np.float64)[:2] for k, v in joints.items()})
 
     def index(self, name: str) -> int:
         for i, s in enumerate(self.specs):
@@ -138,12 +143,77 @@ class Bones:
         return -1
 
 
+TRUNK_BONES = ("spine", "shoulders", "hips")
+# Trunk corners in order around the quad (sectors are between consecutive corners, about the centre).
+TRUNK_CORNERS = ("left_shoulder", "right_shoulder", "right_hip", "left_hip")
+
+
+@dataclass
+class TrunkMap:
+    """Piecewise-affine map of the trunk quad onto its target: four triangles (two consecutive corners and
+    the centre), each extended outward as a sector about the centre.
+
+    The shoulder line, hip line and spine (centre of the shoulders to centre of the hips, which passes
+    through the quad's centre) all map exactly onto their targets, which no blend of three rigid bones can
+    do when the shoulders tilt against the hips (those bones then disagreed by up to ~5 degrees).
+    """
+
+    rest_centre: np.ndarray  # (2,)
+    rest_corners: np.ndarray  # (4, 2)
+    angle_rad: np.ndarray  # (4,) polar rotation of each sector's affine map
+    stretch: np.ndarray  # (4, 2, 2) polar (symmetric) part
+    linear: np.ndarray  # (4, 2, 2)
+    offset: np.ndarray  # (4, 2)
+
+    def sector(self, points: np.ndarray) -> np.ndarray:
+        """(N,) sector index of rest points: the angular wedge about the centre between two corners."""
+        ang = np.arctan2(*(self.rest_corners - self.rest_centre)[:, ::-1].T)
+        p = np.arctan2(points[:, 1] - self.rest_centre[1], points[:, 0] - self.rest_centre[0])
+        out = np.zeros(len(points), dtype=np.int64)
+        for k in range(4):
+            a0, a1 = ang[k], ang[(k + 1) % 4]
+            span = (a1 - a0) % (2 * np.pi)
+            rel = (p - a0) % (2 * np.pi)
+            # Corner order may run either way round; the wedge is the one not containing the other corners.
+            if span > np.pi:
+                span, rel = 2 * np.pi - span, (a0 - p) % (2 * np.pi)
+            out[rel <= span] = k
+        return out
+
+
 @dataclass
 class BoneTransforms:
     angle_rad: np.ndarray  # (B,) rotation
     stretch: np.ndarray  # (B, 2, 2) symmetric stretch in rest space
     linear: np.ndarray  # (B, 2, 2) rotation @ stretch
     offset: np.ndarray  # (B, 2)
+    trunk: TrunkMap | None = None  # replaces the trunk bones' transforms per vertex when present
+    trunk_bones: np.ndarray | None = None  # (B,) bool: which bones the trunk map replaces
+
+
+def _trunk_map(bones: Bones, target: dict[str, np.ndarray]) -> TrunkMap | None:
+    rest = bones.rest_joints
+    if not all(n in rest and n in target for n in TRUNK_CORNERS):
+        return None
+    rc = np.array([rest[n] for n in TRUNK_CORNERS], dtype=np.float64)
+    tc = np.array([target[n] for n in TRUNK_CORNERS], dtype=np.float64)
+    r0, t0 = rc.mean(axis=0), tc.mean(axis=0)
+    lin = np.zeros((4, 2, 2))
+    for k in range(4):
+        j = (k + 1) % 4
+        src = np.stack([rc[k] - r0, rc[j] - r0], axis=1)
+        dst = np.stack([tc[k] - t0, tc[j] - t0], axis=1)
+        det_src = float(np.linalg.det(src))
+        if abs(det_src) < 1e-6:
+            return None
+        lin[k] = dst @ np.linalg.inv(src)
+        if float(np.linalg.det(lin[k])) <= 1e-3:
+            return None  # a folded or flipped trunk: the rigid bones handle it better
+    angle = np.arctan2(lin[:, 1, 0] - lin[:, 0, 1], lin[:, 0, 0] + lin[:, 1, 1])
+    stretch = _rot(-angle) @ lin
+    stretch = 0.5 * (stretch + np.swapaxes(stretch, 1, 2))  # symmetric up to rounding
+    offset = t0 - np.einsum("kij,j->ki", lin, r0)
+    return TrunkMap(r0, rc, angle, stretch, lin, offset)
 
 
 def _rot(angle: np.ndarray) -> np.ndarray:
@@ -173,7 +243,11 @@ def bone_transforms(bones: Bones, target: dict[str, np.ndarray]) -> BoneTransfor
     stretch = np.eye(2)[None] + (s - 1.0)[:, None, None] * outer
     linear = _rot(angle) @ stretch
     offset = tp - np.einsum("bij,bj->bi", linear, bones.rest_parent)
-    return BoneTransforms(angle, stretch, linear, offset)
+    trunk = _trunk_map(bones, target)
+    trunk_bones = np.array([sp.name in TRUNK_BONES for sp in bones.specs], dtype=bool)
+    if trunk is None or not trunk_bones.any():
+        return BoneTransforms(angle, stretch, linear, offset)
+    return BoneTransforms(angle, stretch, linear, offset, trunk, trunk_bones)
 
 
 @dataclass
@@ -220,7 +294,12 @@ def compute_skin(vertices: np.ndarray, triangles: np.ndarray, bones: Bones, allo
     blend_px = max(0.35 * scale_px, 1.0)
     for b in range(n_b):
         spec = bones.specs[b]
-        along, lateral = _bone_coordinates(vertices, bones.rest_parent[b], bones.rest_child[b], spec.open_end)
+        start = bones.rest_parent[b]
+        if spec.name == "neck":
+            # The head's bone starts a little above the shoulder line: the shoulders' skin must stay with
+            # the trunk (half-weighting it to the head bent the shoulder line by ~5 degrees).
+            start = start + NECK_START * (bones.rest_child[b] - start)
+        along, lateral = _bone_coordinates(vertices, start, bones.rest_child[b], spec.open_end)
         # A bone pulls fully along its own length and fades within ~a third of a limb width past its
         # ends (limbs stay rigid between joints and bend only at them); sideways a limb bone fades
         # slowly, so a wide sleeve or skirt still follows it. Torso bones are as wide as the torso, so
@@ -230,7 +309,18 @@ def compute_skin(vertices: np.ndarray, triangles: np.ndarray, bones: Bones, allo
     allowed = np.asarray(allowed, dtype=np.float64)
     raw = raw * allowed if seed is None else raw * allowed * seed
     if len(triangles):
-        raw = _geodesic_weights(vertices, triangles, raw, blend_px) * allowed
+        rest_len = np.hypot(*(bones.rest_child - bones.rest_parent).T)
+        # Bend within a band around each joint narrow enough that a bone's middle stays rigid.
+        # A bone's weight spreads into its neighbours, so the band is set by the shorter bone at each of
+        # its joints (the trunk bones all meet the neck at the shoulder line).
+        short = rest_len.copy()
+        for i, si in enumerate(bones.specs):
+            for j, sj in enumerate(bones.specs):
+                touch = {si.parent, si.child} & {sj.parent, sj.child}
+                if touch or (si.name in TRUNK_BONES and sj.name == "neck"):
+                    short[i] = min(short[i], rest_len[j])
+        blend = np.minimum(blend_px, np.maximum(JOINT_BAND * short, 1.0))
+        raw = _geodesic_weights(vertices, triangles, raw, blend) * allowed
     raw = _normalise(raw)
     # Laplacian smoothing over the mesh graph widens the blend where bones meet, so skin never creases.
     if smoothing_iterations and len(triangles):
@@ -268,7 +358,7 @@ def _mesh_graph(vertices: np.ndarray, triangles: np.ndarray) -> csr_matrix:
 
 
 def _geodesic_weights(vertices: np.ndarray, triangles: np.ndarray, raw: np.ndarray,
-                      blend_px: float) -> np.ndarray:
+                      blend_px: np.ndarray) -> np.ndarray:
     """Weights by distance *over the mesh* from the region each bone owns.
 
     Every vertex is owned by its strongest bone by the Euclidean falloff; a bone then reaches other
@@ -281,13 +371,14 @@ def _geodesic_weights(vertices: np.ndarray, triangles: np.ndarray, raw: np.ndarr
     has = raw.max(axis=1) > 0
     owner = np.where(has, np.argmax(raw, axis=1), -1)
     graph = _mesh_graph(vertices, triangles)
-    reach_px = 3.0 * blend_px  # beyond this exp(-(d/blend)^2) is < 1e-4
     for b in range(n_b):
         src = np.nonzero(owner == b)[0]
         if not len(src):
             continue
-        dist = dijkstra(graph, directed=False, indices=src, min_only=True, limit=reach_px)
-        out[:, b] = np.where(np.isfinite(dist), np.exp(-((np.nan_to_num(dist, posinf=0.0) / blend_px) ** 2)), 0.0)
+        # Beyond 3 blend widths exp(-(d/blend)^2) is < 1e-4: stop the search there.
+        dist = dijkstra(graph, directed=False, indices=src, min_only=True, limit=3.0 * float(blend_px[b]))
+        d = np.nan_to_num(dist, posinf=0.0)
+        out[:, b] = np.where(np.isfinite(dist), np.exp(-((d / float(blend_px[b])) ** 2)), 0.0)
     # Vertices no bone reaches keep the Euclidean falloff rather than dropping to zero.
     empty = out.sum(axis=1) <= 0
     out[empty] = raw[empty]
@@ -317,11 +408,20 @@ def deform(vertices: np.ndarray, skin: Skin, tf: BoneTransforms) -> np.ndarray:
     """Deformed vertex positions (V, 2) for one frame's bone transforms."""
     bi, w, q = skin.bone_index, skin.weight, skin.pivot
     lin, off = tf.linear[bi], tf.offset[bi]  # (V,K,2,2), (V,K,2)
+    ang, st = tf.angle_rad[bi], tf.stretch[bi]
+    if tf.trunk is not None and tf.trunk_bones is not None:
+        # Trunk bones act through the vertex's sector of the piecewise-affine trunk map (see TrunkMap).
+        use = tf.trunk_bones[bi]  # (V, K)
+        if use.any():
+            sec = np.broadcast_to(tf.trunk.sector(vertices)[:, None], bi.shape)[use]
+            lin, off, ang, st = lin.copy(), off.copy(), ang.copy(), st.copy()
+            lin[use], off[use] = tf.trunk.linear[sec], tf.trunk.offset[sec]
+            ang[use], st[use] = tf.trunk.angle_rad[sec], tf.trunk.stretch[sec]
     moved_pivot = np.einsum("vk,vkij,vj->vi", w, lin, q) + np.einsum("vk,vki->vi", w, off)
-    base = tf.angle_rad[bi[:, 0]]
-    delta = (tf.angle_rad[bi] - base[:, None] + np.pi) % (2 * np.pi) - np.pi
+    base = ang[:, 0]
+    delta = (ang - base[:, None] + np.pi) % (2 * np.pi) - np.pi
     angle = base + np.einsum("vk,vk->v", w, delta)
-    stretch = np.einsum("vk,vkij->vij", w, tf.stretch[bi])
+    stretch = np.einsum("vk,vkij->vij", w, st)
     local = np.einsum("vij,vj->vi", stretch, vertices - q)
     c, s = np.cos(angle), np.sin(angle)
     rotated = np.stack([c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1]], axis=1)

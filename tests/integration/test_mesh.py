@@ -126,8 +126,28 @@ def test_mesh_output_identical_with_embedded_run(mesh: LocalMesh, inputs: dict[s
     embedded = run_embedded(inputs["image0"], inputs["video"], tmp_path / "embedded.mp4",
                             replace(AnimateOptions(), frames_per_range=16), settings=settings)
     assert embedded.run.ranges == 2 and embedded.run.frame_count == 30
-    assert hashlib.sha256(mesh_bytes).hexdigest() == hashlib.sha256(embedded.output.read_bytes()).hexdigest()
+    same = hashlib.sha256(mesh_bytes).digest() == hashlib.sha256(embedded.output.read_bytes()).digest()
+    assert same, _diff_stages(_store(mesh), embedded.store)
     assert done.result.sha256 == hashlib.sha256(mesh_bytes).hexdigest()
+
+
+def _diff_stages(mesh_store: Any, local_store: Any) -> str:
+    """Which stage's output differs between the two stores (content hashes per stage prefix)."""
+    lines = []
+    for prefix in ("skeletons/", "retargeted/", "rigs/images/", "segments/"):
+        def digests(store: Any, prefix: str = prefix) -> set[str]:
+            return {hashlib.sha256(store.get_bytes(k)).hexdigest()[:12] for k in store.list(prefix)
+                    if not k.endswith(".json")}
+        a, b = digests(mesh_store), digests(local_store)
+        lines.append(f"{prefix}: mesh-only {sorted(a - b)} local-only {sorted(b - a)}")
+    import os
+    dump = pathlib.Path(os.environ.get("DIFF_DUMP", ""))
+    if dump.name:
+        dump.mkdir(parents=True, exist_ok=True)
+        for tag, st in (("mesh", mesh_store), ("local", local_store)):
+            for k in st.list("segments/"):
+                (dump / f"{tag}-{k.replace('/', '_')}").write_bytes(st.get_bytes(k))
+    return "\n".join(lines)
 
 
 def test_workers_refuse_calls_without_gateway_token_with_direct_client(mesh: LocalMesh):

@@ -130,3 +130,31 @@ def test_refine_from_heatmap_moves_to_weighted_peak_with_confident_blob() -> Non
 def test_rotate_xy_turns_world_points_with_quarter_turn() -> None:
     out = g.rotate_xy(np.array([[1.0, 0.0, 0.3]], np.float32), math.pi / 2)
     np.testing.assert_allclose(out, [[0.0, 1.0, 0.3]], atol=1e-6)
+
+
+def test_rects_close_applies_each_threshold_with_roi_tracking_limits() -> None:
+    a = g.Rect(100.0, 100.0, 50.0, 50.0, 0.0)
+    assert g.rects_close(a, g.Rect(105.0, 100.0, 55.0, 55.0, math.radians(10)), 40.0, 0.2, 0.4)
+    assert not g.rects_close(a, g.Rect(115.0, 100.0, 50.0, 50.0, 0.0), 40.0, 0.2, 0.4)  # moved 0.3 of size
+    assert not g.rects_close(a, g.Rect(100.0, 100.0, 50.0, 50.0, math.radians(50)), 40.0, 0.2, 0.4)
+    assert not g.rects_close(a, g.Rect(100.0, 100.0, 75.0, 75.0, 0.0), 40.0, 0.2, 0.4)  # 50 % larger
+
+
+def test_hand_landmarks_rect_is_upright_and_doubled_with_vertical_hand() -> None:
+    px = np.zeros((21, 2), np.float32)
+    px[:, 0] = 200.0 + np.tile([-10.0, 0.0, 10.0], 7)  # 20 px wide
+    px[:, 1] = np.linspace(300.0, 240.0, 21)  # wrist (0) at the bottom, fingers up: 60 px tall
+    px[0] = (200.0, 300.0)
+    r = g.hand_landmarks_rect(px)
+    assert abs(r.rotation) < 0.1
+    assert r.width == pytest.approx(r.height) and 100.0 < r.width < 130.0  # 2 x the long side of the partial set
+    assert r.y_center < 270.0  # shifted towards the fingers (shift_y -0.1)
+
+
+def test_face_landmarks_rect_follows_eye_line_with_tilted_face() -> None:
+    px = np.random.default_rng(2).uniform(100, 200, (468, 2)).astype(np.float32)
+    px[33] = (120.0, 150.0)
+    px[263] = (180.0, 150.0 + 60.0 * math.tan(math.radians(20)))  # eye line tilted 20 degrees clockwise
+    r = g.face_landmarks_rect(px)
+    assert math.degrees(r.rotation) == pytest.approx(20.0, abs=0.5)
+    assert r.width == pytest.approx(1.5 * float(np.ptp(px[:, 0])), rel=0.02)

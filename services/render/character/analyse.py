@@ -23,11 +23,13 @@ from services.render.character.joints import (
 )
 from services.render.character.mask import (
     MaskOptions,
+    MaskResult,
     MaskSource,
     SelfieSegmenter,
     clean_texture,
     compute_mask,
     fill_background,
+    local_threshold_mask,
     skeleton_envelope,
 )
 
@@ -102,12 +104,23 @@ def analyse_character(image_path: str | pathlib.Path, joints_override: str | pat
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     h, w = image.shape[:2]
     rgb = np.ascontiguousarray(image[..., :3])
-    mres = compute_mask(image, options.mask, segmenter)
+    frame = None
+    # A joints file is read first: a bad one is the user's real problem, whatever the mask does.
+    override = load_joints_file(joints_override, w, h, image=rgb) if joints_override is not None else None
+    local = False
+    try:
+        mres = compute_mask(image, options.mask, segmenter)
+    except NoPersonError:
+        if not override:
+            raise
+        local = True
+        # Person segmentation finds nothing in a photographed drawing on a busy desk; with the joints known,
+        # segment the drawing around them from its local paper instead.
+        mres = MaskResult(local_threshold_mask(rgb, override, options.mask), MaskSource.THRESHOLD)
     mask = mres.mask
     height_px = _height_px(mask)
-    frame = None
-    if joints_override is not None:
-        raw, source = load_joints_file(joints_override, w, h), "override"
+    if override is not None:
+        raw, source = override, "override"
     else:
         raw, frame = _detect_joints(rgb, pose_extractor, options.min_joint_visibility)
         source = "pose"
@@ -116,7 +129,7 @@ def analyse_character(image_path: str | pathlib.Path, joints_override: str | pat
                                 "no person was detected in the character image; give a joints file (--joints)",
                                 limit="a detected person or a joints file", actual="none")
     jset = complete_joints(raw, mask, source)
-    if mres.source == MaskSource.SEGMENTATION:
+    if mres.source == MaskSource.SEGMENTATION or local:
         # Segmentation drifts onto the floor and props next to the body; cut it to the skeleton's reach.
         mask = skeleton_envelope(mask, jset.joints, height_px)
         height_px = _height_px(mask)

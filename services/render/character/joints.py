@@ -61,8 +61,19 @@ class JointSet:
     warnings: list[str] = field(default_factory=list)
 
 
-def load_joints_file(path: str | pathlib.Path, width: int, height: int) -> dict[str, tuple[float, float]]:
-    """Reads an override file (our JSON or AnimatedDrawings char_cfg.yaml) in the image's pixels."""
+# Largest |log(aspect ratio)| difference between the joints file's declared size and the image (~3 %).
+MAX_JOINTS_ASPECT_LOG = 0.03
+
+
+def load_joints_file(path: str | pathlib.Path, width: int, height: int,
+                     image: np.ndarray | None = None) -> dict[str, tuple[float, float]]:
+    """Reads an override file (our JSON or AnimatedDrawings char_cfg.yaml) in the image's pixels.
+
+    Joints declared for an image of another aspect ratio raise ``character.joints_size_mismatch``, unless
+    ``image`` is given and the cropped image they were made for lies beside the file (AnimatedDrawings
+    writes ``texture.png`` next to ``char_cfg.yaml``): that crop is then found in ``image`` and the joints
+    are carried over.
+    """
     path = pathlib.Path(path)
     try:
         text = path.read_text()
@@ -101,6 +112,20 @@ def load_joints_file(path: str | pathlib.Path, width: int, height: int) -> dict[
     if declared_w <= 0 or declared_h <= 0:
         raise InputError("character.joints_file", "width and height must be positive",
                          limit="> 0", actual=f"{declared_w}x{declared_h}")
+    # Joints made for another image (typically AnimatedDrawings' cropped texture.png while the image given
+    # is the original photo) cannot be mapped by scaling: the crop's offset is unknown. A uniform rescale
+    # (same aspect ratio) is fine; anything else would silently put the joints in the wrong places.
+    aspect_off = abs(np.log((declared_w / declared_h) / (width / height)))
+    if aspect_off > MAX_JOINTS_ASPECT_LOG:
+        placed = _joints_from_sibling_crop(path, raw, declared_w, declared_h, image)
+        if placed is not None:
+            return placed
+        raise InputError(
+            "character.joints_size_mismatch",
+            f"the joints file {path.name} was made for a {declared_w}x{declared_h} image but this image is "
+            f"{width}x{height} (another aspect ratio: are these joints for a cropped version, such as "
+            "AnimatedDrawings' texture.png? Use that image, or give joints in this image's pixels)",
+            limit=f"{width}x{height} or the same aspect ratio", actual=f"{declared_w}x{declared_h}")
     sx, sy = width / declared_w, height / declared_h
     return {k: (x * sx, y * sy) for k, (x, y) in raw.items()}
 
@@ -231,3 +256,56 @@ def estimate_facing(joints: dict[str, tuple[float, float]], side_ratio: float = 
         nose_dx = joints["nose"][0] - joints[SHOULDER_CENTER][0]
         return "left" if nose_dx < 0 else "right"
     return "front" if width > 0 else "back"
+
+
+# Template-match score (normalised cross-correlation) below which a sibling crop is not trusted.
+MIN_CROP_MATCH = 0.6
+
+
+def _sibling_crop(path: pathlib.Path, width: int, height: int) -> pathlib.Path | None:
+    """The image a joints file was made for, when it sits beside it with the declared size."""
+    names = ["texture.png"]
+    if path.name.endswith("char_cfg.yaml"):
+        names.insert(0, path.name[: -len("char_cfg.yaml")] + "texture.png")
+    for name in names:
+        cand = path.with_name(name)
+        if cand.is_file():
+            img = cv2.imread(str(cand), cv2.IMREAD_UNCHANGED)
+            if img is not None and img.shape[:2] == (height, width):
+                return cand
+    return None
+
+
+def locate_crop(image_gray: np.ndarray, crop_gray: np.ndarray, work_side_px: int = 600
+                ) -> tuple[float, float, float, float]:
+    """(score, scale, x, y): where a (possibly rescaled) crop lies in the image, by multi-scale template
+    matching on a ``work_side_px`` copy, refined once at twice that resolution."""
+    s0 = min(1.0, work_side_px / max(image_gray.shape))
+    small = cv2.resize(image_gray, None, fx=s0, fy=s0, interpolation=cv2.INTER_AREA)
+    best = (-1.0, 1.0, 0.0, 0.0)
+    for scale in np.geomspace(0.1, 40.0, 90):  # crop pixels -> image pixels
+        f = scale * s0
+        t = cv2.resize(crop_gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+        if t.shape[0] >= small.shape[0] or t.shape[1] >= small.shape[1] or min(t.shape[:2]) < 12:
+            continue
+        _, v, _, loc = cv2.minMaxLoc(cv2.matchTemplate(small, t, cv2.TM_CCOEFF_NORMED))
+        if v > best[0]:
+            best = (float(v), float(scale), loc[0] / s0, loc[1] / s0)
+    return best
+
+
+def _joints_from_sibling_crop(path: pathlib.Path, raw: dict[str, tuple[float, float]], declared_w: int,
+                              declared_h: int, image: np.ndarray | None) -> dict[str, tuple[float, float]] | None:
+    if image is None:
+        return None
+    crop_path = _sibling_crop(path, declared_w, declared_h)
+    if crop_path is None:
+        return None
+    crop = cv2.imread(str(crop_path), cv2.IMREAD_COLOR)
+    if crop is None:
+        return None
+    gray = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
+    score, scale, x0, y0 = locate_crop(gray, cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY))
+    if score < MIN_CROP_MATCH:
+        return None
+    return {k: (x0 + x * scale, y0 + y * scale) for k, (x, y) in raw.items()}

@@ -338,3 +338,45 @@ def skeleton_envelope(mask: np.ndarray, joints: dict[str, tuple[float, float]], 
     k = max(3, int(0.006 * height_px) | 1)
     opened = cv2.morphologyEx(result, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     return opened if opened.any() else result
+
+
+def local_threshold_mask(rgb: np.ndarray, joints: dict[str, tuple[float, float]],
+                         options: MaskOptions | None = None, margin_fraction: float = 0.35) -> np.ndarray:
+    """Threshold segmentation in a window around given joints, keeping what touches the skeleton.
+
+    For a drawing photographed with its surroundings (a hand, the table, other doodles on the page): the
+    whole image has no plain border, but the paper right around the figure does. Raises
+    ``character.no_person`` when nothing is found there.
+    """
+    h, w = rgb.shape[:2]
+    pts = np.array(list(joints.values()), dtype=np.float64).reshape(-1, 2)
+    if not len(pts):
+        raise NoPersonError("character.no_person", "no joints to segment the character around",
+                            limit=">= 1 joint", actual=0)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    margin = margin_fraction * float(max(hi - lo)) + 8.0
+    x0, y0 = (max(0, int(v - margin)) for v in lo)
+    x1, y1 = int(min(w, hi[0] + margin + 1)), int(min(h, hi[1] + margin + 1))
+    crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    # Kernel sizes in threshold_mask scale with the crop; very large crops are segmented at ~1000 px.
+    s = min(1.0, 1000.0 / max(crop.shape[:2]))
+    small = cv2.resize(crop, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1.0 else crop
+    fg = threshold_mask(small, options)
+    if s < 1.0:
+        fg = (cv2.resize(fg, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_LINEAR) > 127).astype(
+            np.uint8) * 255
+    n, labels = cv2.connectedComponents(fg, connectivity=8)
+    # Components a joint lies on or near (hand-placed joints on a stick figure sit beside the stroke).
+    reach = max(3, int(0.03 * float(max(hi - lo))))
+    hit: set[int] = set()
+    for x, y in pts - np.array([x0, y0]):
+        xi, yi = int(round(x)), int(round(y))
+        win = labels[max(0, yi - reach): yi + reach + 1, max(0, xi - reach): xi + reach + 1]
+        hit.update(int(v) for v in np.unique(win) if v > 0)
+    out = np.zeros((h, w), np.uint8)
+    if hit:
+        out[y0:y1, x0:x1] = np.where(np.isin(labels, sorted(hit)), 255, 0).astype(np.uint8)
+    if not out.any():
+        raise NoPersonError("character.no_person", "no drawn figure found around the given joints",
+                            limit="strokes near the joints", actual="none")
+    return out
