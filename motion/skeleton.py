@@ -319,7 +319,7 @@ _PB_HANDED = {v: k for k, v in _HANDED_PB.items()}
 def _hand_to_pb(h: Hand | None) -> skeleton_pb2.Hand:
     if h is None:
         return skeleton_pb2.Hand(present=False)
-    return skeleton_pb2.Hand(present=True, handedness=_HANDED_PB.get(h.handedness, 0), score=h.score,
+    return skeleton_pb2.Hand(present=True, handedness=_HANDED_PB.get(h.handedness, skeleton_pb2.HANDEDNESS_UNSPECIFIED), score=h.score,
                              landmarks=_kps_to_pb(h.landmarks), world_landmarks=_kps_to_pb(h.world))
 
 

@@ -14,9 +14,8 @@ PROTO_ROOT = ROOT / "protos"
 
 
 def generate(out_dir: pathlib.Path) -> list[pathlib.Path]:
-    from grpc_tools import protoc  # dev dependency only
-
     import grpc_tools
+    from grpc_tools import protoc  # dev dependency only
 
     include = pathlib.Path(grpc_tools.__file__).parent / "_proto"
     protos = sorted(PROTO_ROOT.glob("motion/v1/*.proto"))
