@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	$(MAKE) apt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,ray]'
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install the project with its dev tools (apt packages too)

@@ -102,7 +102,7 @@ def run_reference(py: pathlib.Path, frames: np.ndarray, workdir: pathlib.Path) -
 
 
 def run_ours(frames: np.ndarray, fps: float, hands: bool = True, face: bool = True,
-             num_threads: int = 2) -> dict[str, Any]:
+             num_threads: int = 1, track_rois: bool = True) -> dict[str, Any]:
     """Our pipeline over in-memory frames through the streaming (pipelined) path; wall time in `total_s`."""
     from services.pose.pipeline import PoseExtractor, PoseOptions
 
@@ -110,7 +110,7 @@ def run_ours(frames: np.ndarray, fps: float, hands: bool = True, face: bool = Tr
     body = np.full((n, 33, 4), np.nan, np.float32)
     hand_arr = np.full((n, 2, 21, 3), np.nan, np.float32)
     face_arr = np.full((n, 468, 3), np.nan, np.float32)
-    with PoseExtractor(PoseOptions(hands=hands, face=face, num_threads=num_threads)) as ex:
+    with PoseExtractor(PoseOptions(hands=hands, face=face, num_threads=num_threads, track_rois=track_rois)) as ex:
         list(ex.process_frames([(0, 0.0, frames[0])]))  # warm-up (XNNPACK packs weights on first use)
         ex.reset()
         t0, cpu0 = time.perf_counter(), time.process_time()

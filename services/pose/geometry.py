@@ -241,24 +241,42 @@ def alignment_rect(p0: np.ndarray, p1: np.ndarray, target_rad: float) -> Rect:
 
 def refine_from_heatmap(landmarks: np.ndarray, heatmap: np.ndarray, kernel_size: int = 7,
                         min_confidence: float = 0.5) -> np.ndarray:
-    """RefineLandmarksFromHeatmap on ROI-normalised landmarks (N, >=2) with heatmap logits (H, W, N)."""
+    """RefineLandmarksFromHeatmap on ROI-normalised landmarks (N, >=2) with heatmap logits (H, W, N).
+
+    Vectorised over the landmarks (a per-landmark Python loop cost ~2 ms a frame): every landmark's
+    kernel window is gathered at once from a heatmap padded with -inf, whose sigmoid is 0, so cells
+    outside the heatmap add nothing, exactly as the clipped windows of the calculator.
+    """
     hm_h, hm_w, n = heatmap.shape
     out = np.array(landmarks, dtype=np.float32, copy=True)
+    m = min(n, len(landmarks))
+    if m == 0:
+        return out
     off = (kernel_size - 1) // 2
-    for i in range(min(n, len(landmarks))):
-        cc = int(landmarks[i, 0] * hm_w)
-        cr = int(landmarks[i, 1] * hm_h)
-        if cc < 0 or cc >= hm_w or cr < 0 or cr >= hm_h:
-            continue
-        r0, r1 = max(0, cr - off), min(hm_h, cr + off + 1)
-        c0, c1 = max(0, cc - off), min(hm_w, cc + off + 1)
-        conf = _sigmoid(heatmap[r0:r1, c0:c1, i].astype(np.float64))
-        total = conf.sum()
-        if conf.max() < min_confidence or total <= 0:
-            continue
-        rows, cols = np.mgrid[r0:r1, c0:c1]
-        out[i, 0] = float((cols * conf).sum() / total / hm_w)
-        out[i, 1] = float((rows * conf).sum() / total / hm_h)
+    cc = (landmarks[:m, 0] * hm_w).astype(np.int64)  # int() truncation toward zero, as before
+    cr = (landmarks[:m, 1] * hm_h).astype(np.int64)
+    inside = (cc >= 0) & (cc < hm_w) & (cr >= 0) & (cr < hm_h)
+    idx = np.nonzero(inside)[0]
+    if idx.size == 0:
+        return out
+    padded = np.full((hm_h + 2 * off, hm_w + 2 * off, len(idx)), -np.inf, np.float64)
+    padded[off:off + hm_h, off:off + hm_w] = heatmap[:, :, idx]
+    k = np.arange(kernel_size)
+    rows = cr[idx][:, None] + k[None, :]  # padded coordinates: row r maps to r + off
+    cols = cc[idx][:, None] + k[None, :]
+    lm_axis = np.arange(len(idx))
+    logits = padded[rows[:, :, None], cols[:, None, :], lm_axis[:, None, None]]  # (M, K, K)
+    conf = 1.0 / (1.0 + np.exp(-logits))
+    total = conf.sum(axis=(1, 2))
+    ok = (conf.max(axis=(1, 2)) >= min_confidence) & (total > 0)
+    safe = np.where(total > 0, total, 1.0)
+    grid_r = (rows - off).astype(np.float64)
+    grid_c = (cols - off).astype(np.float64)
+    x = (conf.sum(axis=1) * grid_c).sum(axis=1) / safe / hm_w
+    y = (conf.sum(axis=2) * grid_r).sum(axis=1) / safe / hm_h
+    sel = idx[ok]
+    out[sel, 0] = x[ok]
+    out[sel, 1] = y[ok]
     return out
 
 

@@ -50,7 +50,7 @@ from services.pose.filters import (
 from services.pose.models import WHEEL_SHA256, ensure_models
 from services.pose.runtime import Model, get_runtime
 
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: tracked hand/face ROIs skip hand_recrop and the face detector
 # Hands and face in holistic use the same image-landmark filter constants as the body.
 HAND_FILTER = OneEuroParams(min_cutoff=0.05, beta=80.0)
 FACE_FILTER = OneEuroParams(min_cutoff=0.05, beta=80.0)
@@ -75,7 +75,12 @@ class PoseOptions:
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
     max_duration_s: float = 0.0  # 0 = the whole video
-    num_threads: int = 2
+    # Per model. 1 is best here: the body and the three parts run in parallel threads, and XNNPACK's own
+    # worker threads on top of that only add spinning (measured ~5 ms more CPU a frame with 2 on 2 cores).
+    num_threads: int = 1
+    # Hands/face keep last frame's landmark-derived ROI without running hand_recrop / the face detector
+    # while the result stays on the body's wrist/nose and passes RoiTracking's test (see _hand, _face).
+    track_rois: bool = True
 
     def validate(self) -> None:
         for name in ("min_detection_confidence", "min_tracking_confidence"):
@@ -104,6 +109,17 @@ class _BodyResult:
     score: float
     roi: g.Rect
     track_id: int = 1
+
+
+@dataclass
+class _InFlight:
+    """A frame whose body is done and whose parts (left hand, right hand, face) may still be running."""
+
+    index: int
+    t_s: float
+    rgb: np.ndarray
+    res: _BodyResult | None
+    parts: tuple[Future[Hand | None] | None, Future[Hand | None] | None, Future[Face | None] | None]
 
 
 @dataclass
@@ -248,8 +264,10 @@ class PoseExtractor:
         if self.options.face:
             self._face_det = rt.load(paths["face_detection_short_range"])
             self._face_lm = rt.load(paths["face_landmark"])
-        # One worker: the parts of consecutive frames must run in order (their filters carry state).
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose-parts")
+        # One single-thread executor per part: a part's consecutive frames must run in order (its ROI and
+        # filter carry state), different parts are independent.
+        self._part_pools = {name: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"pose-{name}")
+                            for name in ("left", "right", "face")}
         self._tracker = _Tracker()  # body state (caller's thread)
         self._parts_state = _Tracker()  # hand ROIs and hand/face filters (parts worker)
         self.stats = {"detector_runs": 0, "frames": 0}
@@ -261,7 +279,8 @@ class PoseExtractor:
         self.close()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        for pool in self._part_pools.values():
+            pool.shutdown(wait=True)
 
     # ---- body ---------------------------------------------------------------------------------------------
     def _detect(self, rgb: np.ndarray) -> list[g.Detection]:
@@ -375,6 +394,14 @@ class PoseExtractor:
         if wrist[3] < 0.1:
             return None, float("nan")
         found = None
+        tried: dict[int, tuple[np.ndarray, np.ndarray, float, float] | None] = {}
+        if self.options.track_rois and prev is not None:
+            # Tracked hand: the last ROI alone, when the hand it finds is where the body says and barely moved,
+            # is what RoiTracking would keep anyway; hand_recrop (and a second landmark run) are skipped.
+            found = tried[id(prev)] = self._hand_at(rgb, prev)
+            if found is not None and self._hand_tracked(found[0], prev, wrist):
+                return self._hand_found(side, found)
+            found = None
         # RoiTracking (holistic): last frame's landmark-derived ROI is kept while the pose-derived one
         # (body -> hand_recrop) agrees with it; if the hand flag rejects the chosen ROI, the other is tried.
         recrop = self._hand_roi(rgb, body, side)
@@ -382,14 +409,24 @@ class PoseExtractor:
         if prev is not None and recrop is not None and g.rects_close(prev, recrop, 40.0, 0.2, 0.4):
             candidates = [prev, recrop]
         for roi in candidates:
-            found = self._hand_at(rgb, roi)
+            found = tried[id(roi)] if id(roi) in tried else self._hand_at(rgb, roi)
             if found is not None:
                 break
         if found is None:
             return None, float("nan")
+        return self._hand_found(side, found)
+
+    def _hand_found(self, side: str, found: tuple[np.ndarray, np.ndarray, float, float]) -> tuple[Hand, float]:
         px, world, score, p_left_selfie = found
         self._parts_state.hand_rois[side] = g.hand_landmarks_rect(px)
         return Hand(landmarks=px, handedness=side, score=score, world=world), p_left_selfie
+
+    @staticmethod
+    def _hand_tracked(px: np.ndarray, prev: g.Rect, body_wrist: np.ndarray) -> bool:
+        """The hand found in the last ROI is the body's hand (its wrist within half a hand of the body's
+        wrist; the ROI is ~2 hands wide) and its next ROI passes RoiTracking's test against the last one."""
+        near = math.hypot(float(px[0, 0] - body_wrist[0]), float(px[0, 1] - body_wrist[1])) < 0.25 * prev.size_px
+        return near and g.rects_close(prev, g.hand_landmarks_rect(px), 40.0, 0.2, 0.4)
 
     def _hand_at(self, rgb: np.ndarray, roi: g.Rect) -> tuple[np.ndarray, np.ndarray, float, float] | None:
         """Hand landmark model on one ROI: (pixels (21, 5), world (21, 5), score, selfie 'Left' prob.)."""
@@ -446,6 +483,14 @@ class PoseExtractor:
             return None
         prev = self._parts_state.face_roi
         found = None
+        tried: dict[int, tuple[np.ndarray, float] | None] = {}
+        if self.options.track_rois and prev is not None:
+            # Tracked face: the last ROI alone, when the mesh it finds sits on the body's nose and barely moved,
+            # is what RoiTracking would keep anyway; the face detector is skipped.
+            found = tried[id(prev)] = self._face_at(rgb, prev)
+            if found is not None and self._face_tracked(found[0], prev, body):
+                return self._face_found(found)
+            found = None
         # RoiTracking (holistic): last frame's mesh-derived ROI is kept while the detector-refined ROI from
         # the body agrees with it; when the detector misses, the last ROI gets a try (the face flag decides).
         det_roi = self._face_roi(rgb, body)
@@ -453,7 +498,7 @@ class PoseExtractor:
         if prev is not None and det_roi is not None and g.rects_close(prev, det_roi, 15.0, 0.1, 0.1):
             candidates = [prev, det_roi]
         for roi in candidates:
-            found = self._face_at(rgb, roi)
+            found = tried[id(roi)] if id(roi) in tried else self._face_at(rgb, roi)
             if found is not None:
                 break
         if found is None:
@@ -462,10 +507,22 @@ class PoseExtractor:
             if self._parts_state.face_misses > FACE_ROI_KEEP_FRAMES:
                 self._parts_state.face_roi = None
             return None
+        return self._face_found(found)
+
+    def _face_found(self, found: tuple[np.ndarray, float]) -> Face:
         px, score = found
         self._parts_state.face_roi = g.face_landmarks_rect(px)
         self._parts_state.face_misses = 0
         return Face(landmarks=px, score=score, expression=face_expression(px))
+
+    @staticmethod
+    def _face_tracked(px: np.ndarray, prev: g.Rect, body: np.ndarray) -> bool:
+        """The mesh found in the last ROI is this body's face (mesh nose tip 1 within a fifth of the ROI of the
+        body's nose) and its next ROI passes RoiTracking's face test against the last one."""
+        if float(body[0, 3]) < 0.5:
+            return False  # the body's nose is unsure: let the detector confirm the face
+        near = math.hypot(float(px[1, 0] - body[0, 0]), float(px[1, 1] - body[0, 1])) < 0.2 * prev.size_px
+        return near and g.rects_close(prev, g.face_landmarks_rect(px), 15.0, 0.1, 0.1)
 
     def _face_at(self, rgb: np.ndarray, roi: g.Rect) -> tuple[np.ndarray, float] | None:
         """Face landmark model on one ROI: (pixels (468, 5), score) or None when the face flag is low."""
@@ -482,43 +539,60 @@ class PoseExtractor:
         return px, score
 
     # ---- frames -------------------------------------------------------------------------------------------
-    # A frame runs in two stages: the body (detector/tracker; the next frame's ROI depends on it) and the
-    # parts (hands + face, which depend only on this frame's body). In videos the parts of frame t run in a
-    # worker thread while the body of frame t+1 runs, so both cores stay busy (the runtimes release the GIL).
-    def _parts(self, index: int, t_s: float, rgb: np.ndarray, res: _BodyResult | None,
-               static: bool) -> SkeletonFrame:
+    # A frame runs in stages: the body (detector/tracker; the next frame's ROI depends on it) and the parts
+    # (left hand, right hand, face), which depend only on this frame's body and their own state (ROI, filter).
+    # In videos each part runs in its own single-thread executor, so a part's frames stay in order while the
+    # parts of frame t and the body of frame t+1 run side by side (the runtimes release the GIL). One worker
+    # for all parts left the body thread idle: the two hand models alone cost more than the body model.
+    def _hand_part(self, t_s: float, rgb: np.ndarray, res: _BodyResult | None, side: str,
+                   static: bool) -> Hand | None:
         ps = self._parts_state
-        if res is None:
-            ps.hand_rois.clear()
+        if res is None or not self.options.hands:
+            ps.hand_rois.pop(side, None)
+            ps.reset_filters(f"{side}_hand")
+            return None
+        hand, _ = self._hand(rgb, res.body, side)
+        if hand is None:
+            ps.reset_filters(f"{side}_hand")
+        elif self.options.smoothing and not static:
+            scale = float(np.ptp(hand.landmarks[:, :2], axis=0).mean()) or 1.0
+            hand.landmarks = ps.smoother(f"{side}_hand", HAND_FILTER, False)(hand.landmarks, t_s, scale)
+        return hand
+
+    def _face_part(self, t_s: float, rgb: np.ndarray, res: _BodyResult | None, static: bool) -> Face | None:
+        ps = self._parts_state
+        if res is None or not self.options.face:
             ps.face_roi = None
-            ps.reset_filters("left_hand", "right_hand", "face")
-            return SkeletonFrame.missing(index, t_s)
-        hands: dict[str, Hand | None] = {"left": None, "right": None}
-        if self.options.hands:
-            for side in ("left", "right"):
-                hands[side], _ = self._hand(rgb, res.body, side)
-        face = self._face(rgb, res.body) if self.options.face else None
-        smooth = self.options.smoothing and not static
-        for side in ("left", "right"):
-            hand = hands[side]
-            if hand is None:
-                ps.reset_filters(f"{side}_hand")
-            elif smooth:
-                scale = float(np.ptp(hand.landmarks[:, :2], axis=0).mean()) or 1.0
-                hand.landmarks = ps.smoother(f"{side}_hand", HAND_FILTER, False)(hand.landmarks, t_s, scale)
+            ps.reset_filters("face")
+            return None
+        face = self._face(rgb, res.body)
         if face is None:
             ps.reset_filters("face")
-        elif smooth:
+        elif self.options.smoothing and not static:
             scale = float(np.ptp(face.landmarks[:, :2], axis=0).mean()) or 1.0
             face.landmarks = ps.smoother("face", FACE_FILTER, False)(face.landmarks, t_s, scale)
             face.expression = face_expression(face.landmarks)
+        return face
+
+    @staticmethod
+    def _assemble(index: int, t_s: float, res: _BodyResult | None, left: Hand | None, right: Hand | None,
+                  face: Face | None) -> SkeletonFrame:
+        if res is None:
+            return SkeletonFrame.missing(index, t_s)
         l_sh, r_sh = res.world[BodyLandmark.LEFT_SHOULDER], res.world[BodyLandmark.RIGHT_SHOULDER]
         yaw = math.degrees(math.atan2(float(l_sh[2] - r_sh[2]), float(l_sh[0] - r_sh[0])))
         return SkeletonFrame(
             index=index, timestamp_s=t_s, present=True, body=res.body, world=res.world,
-            left_hand=hands["left"], right_hand=hands["right"], face=face, score=res.score,
+            left_hand=left, right_hand=right, face=face, score=res.score,
             track_id=res.track_id, body_yaw_deg=yaw,
         )
+
+    def _parts(self, index: int, t_s: float, rgb: np.ndarray, res: _BodyResult | None,
+               static: bool) -> SkeletonFrame:
+        left = self._hand_part(t_s, rgb, res, "left", static)
+        right = self._hand_part(t_s, rgb, res, "right", static)
+        face = self._face_part(t_s, rgb, res, static)
+        return self._assemble(index, t_s, res, left, right, face)
 
     def _frame(self, index: int, t_s: float, rgb: np.ndarray, static: bool) -> SkeletonFrame:
         self.stats["frames"] += 1
@@ -528,18 +602,32 @@ class PoseExtractor:
                        ) -> Iterator[tuple[SkeletonFrame, np.ndarray]]:
         """Video frames (index, timestamp_s, rgb) in order -> (skeleton frame, rgb), pipelined (see above).
         At most a few frames are in flight, so memory stays bounded."""
-        pending: deque[tuple[Future[SkeletonFrame], np.ndarray]] = deque()
+        pending: deque[_InFlight] = deque()
+
+        def done(item: _InFlight) -> tuple[SkeletonFrame, np.ndarray]:
+            lf, rf, ff = item.parts
+            left = lf.result() if lf is not None else None
+            right = rf.result() if rf is not None else None
+            face = ff.result() if ff is not None else None
+            return self._assemble(item.index, item.t_s, item.res, left, right, face), item.rgb
+
         for index, t_s, rgb in frames:
             self.stats["frames"] += 1
             img = np.ascontiguousarray(rgb[:, :, :3])
             res = self._body(img, t_s, False)
-            pending.append((self._pool.submit(self._parts, index, t_s, img, res, False), img))
-            while pending and (len(pending) > 2 or pending[0][0].done()):
-                fut, done_img = pending.popleft()
-                yield fut.result(), done_img
+            parts: tuple[Future[Hand | None] | None, Future[Hand | None] | None, Future[Face | None] | None] = (
+                self._part_pools["left"].submit(self._hand_part, t_s, img, res, "left", False)
+                if self.options.hands else None,
+                self._part_pools["right"].submit(self._hand_part, t_s, img, res, "right", False)
+                if self.options.hands else None,
+                self._part_pools["face"].submit(self._face_part, t_s, img, res, False)
+                if self.options.face else None,
+            )
+            pending.append(_InFlight(index, t_s, img, res, parts))
+            while pending and (len(pending) > 2 or all(f is None or f.done() for f in pending[0].parts)):
+                yield done(pending.popleft())
         while pending:
-            fut, done_img = pending.popleft()
-            yield fut.result(), done_img
+            yield done(pending.popleft())
 
     def process_image(self, rgb: np.ndarray) -> SkeletonFrame:
         """Skeleton of one still image (static mode: always detect, no smoothing)."""

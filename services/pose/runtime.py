@@ -74,14 +74,20 @@ class LiteRTModel:
             raise InputError("pose.tensor_shape", f"{self.name} expects {self.input_shape[1:]}",
                              limit=self.input_shape[1:], actual=x.shape[1:])
         interp = self._interpreter
-        outs: list[list[np.ndarray]] = [[] for _ in self._output_indices]
         # The interpreter is not re-entrant; invoke() releases the GIL so different models run in parallel.
         with self._lock:
+            if len(x) == 1:
+                # The common case (one crop a call): get_tensor already returns a copy, so no second copy
+                # and no stacking.
+                interp.set_tensor(self._input_index, x)  # type: ignore[attr-defined]
+                interp.invoke()  # type: ignore[attr-defined]
+                return [interp.get_tensor(idx) for idx in self._output_indices]  # type: ignore[attr-defined]
+            outs: list[list[np.ndarray]] = [[] for _ in self._output_indices]
             for item in x:
                 interp.set_tensor(self._input_index, item[None])  # type: ignore[attr-defined]
                 interp.invoke()  # type: ignore[attr-defined]
                 for k, idx in enumerate(self._output_indices):
-                    outs[k].append(interp.get_tensor(idx)[0].copy())  # type: ignore[attr-defined]
+                    outs[k].append(interp.get_tensor(idx)[0])  # type: ignore[attr-defined]
         return [np.stack(o) for o in outs]
 
 

@@ -27,8 +27,11 @@ from services.render.skin import (
 )
 
 OVERLAP_PX = 2
+# A layer's mesh spacing is at most this fraction of its shortest bone.
+MESH_PER_BONE = 0.3
 # A limb claims every pixel within this many of its half-thicknesses of its bones (see label_parts).
 LIMB_CLAIM = 0.7
+LIMB_CLAIM_OUTSIDE_TRUNK = 1.3
 _ROOT_JOINT = {Part.LEFT_ARM: "left_shoulder", Part.RIGHT_ARM: "right_shoulder",
                Part.LEFT_LEG: "left_hip", Part.RIGHT_LEG: "right_hip"}
 
@@ -100,7 +103,15 @@ def label_parts(mask: np.ndarray, bones: Bones, radius: dict[Part, float],
             limb_part[closer] = int(spec.part)
     # Within its own thickness a limb always wins: an arm raised against the head or crossing the
     # chest must move with the arm, however close the torso's bones are.
-    claim = best_limb <= LIMB_CLAIM
+    in_trunk = np.zeros(len(pts), dtype=bool)
+    if trunk is not None:
+        poly = np.zeros(mask.shape, np.uint8)
+        cv2.fillConvexPoly(poly, np.round(trunk).astype(np.int32), 1)
+        in_trunk = poly[ys, xs] > 0
+    # Outside the trunk a limb claims its whole sleeve: the inner edge of an arm hanging against the flank
+    # is nearer the (wide) torso in scaled distance, and left behind it hung as a dark sliver when the arm
+    # was raised.
+    claim = (best_limb <= LIMB_CLAIM) | (~in_trunk & (best_limb <= LIMB_CLAIM_OUTSIDE_TRUNK))
     if head is not None:
         # Hands are often drawn against the head: near the face only the limb's core claims pixels.
         centre, head_r = head
@@ -109,9 +120,6 @@ def label_parts(mask: np.ndarray, bones: Bones, radius: dict[Part, float],
     best_part[claim] = limb_part[claim]
     best[claim] = best_limb[claim]
     if trunk is not None:
-        poly = np.zeros(mask.shape, np.uint8)
-        cv2.fillConvexPoly(poly, np.round(trunk).astype(np.int32), 1)
-        in_trunk = poly[ys, xs] > 0
         best_part[in_trunk & (best > 1.0)] = int(Part.TORSO)
     labels[ys, xs] = best_part
     # Small islands (hair strands, a sleeve corner) belong to whatever surrounds them; median filtering
@@ -183,8 +191,13 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
         grown = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(
             cv2.MORPH_ELLIPSE, (2 * OVERLAP_PX + 1, 2 * OVERLAP_PX + 1))) > 0
         layer_alpha = np.where(grown, alpha, 0).astype(np.uint8)
+        # Short bones (hands, feet, a drawing's stubby neck) need vertices close enough together that the
+        # bend at their joint stays near the joint instead of spreading over the whole bone.
+        lengths = [float(np.hypot(*(bones.rest_child[i] - bones.rest_parent[i])))
+                   for i, sp in enumerate(bones.specs) if sp.part == part]
+        layer_spacing = min(spacing, max(3.0, MESH_PER_BONE * min(lengths))) if lengths else spacing
         try:
-            mesh = triangulate_mask(grown, spacing)
+            mesh = triangulate_mask(grown, layer_spacing)
         except Exception:  # noqa: BLE001 - a sliver layer is dropped rather than failing the whole rig
             continue
         seed, allowed = _allowed_bones(mesh.vertices, labels, bones, part, radius[part])
@@ -217,9 +230,14 @@ def _allowed_bones(vertices: np.ndarray, labels: np.ndarray, bones: Bones, part:
             seed[in_torso, root] = True
             # Only around the root joint may the torso bone pull on the limb (the shoulder/hip skin).
             first = int(own.argmax())  # BONE_SPECS lists a limb's upper bone first; its parent is the root
-            d = np.hypot(*(vertices - bones.rest_parent[first]).T) / radius_px
-            # A smooth fade (1 near the joint, 0 past 1.5 limb radii) so the shoulder skin has no kink.
-            fade = np.clip((1.5 - d) / 0.9, 0.0, 1.0)
+            rel = vertices - bones.rest_parent[first]
+            d = np.hypot(*rel.T) / radius_px
+            axis = bones.rest_child[first] - bones.rest_parent[first]
+            along = rel @ (axis / max(float(np.hypot(*axis)), 1e-9)) / radius_px
+            # A smooth fade (1 near the joint, 0 past 1.5 limb radii) so the shoulder skin has no kink; only
+            # on the trunk's side of the joint: skin alongside the upper arm (a sleeve hanging against the
+            # flank) must go with the arm, or raising it stretches that skin into a dark wedge.
+            fade = np.clip((1.5 - d) / 0.9, 0.0, 1.0) * np.clip((0.4 - along) / 0.8, 0.0, 1.0)
             allowed_f = allowed.astype(np.float64)
             allowed_f[:, root] = fade * fade * (3 - 2 * fade)
             return seed, allowed_f

@@ -27,7 +27,7 @@ from services.render.composite import (
 from services.render.encode import EncodeStats, encode_frames
 from services.render.layers import RigModel, build_rig_model
 from services.render.raster import Rasterizer
-from services.render.skin import Part, bone_transforms, deform, frame_joints, swap_side
+from services.render.skin import Part, Skin, bone_transforms, deform, frame_joints, swap_side
 
 # A limb goes behind the torso when its joints are this far (metres, world z) behind the trunk, and comes
 # back in front only once it is clearly forward again: the gap stops layers flickering near the plane.
@@ -140,6 +140,7 @@ class Renderer:
         counts = [len(layer.mesh.vertices) for layer in layers]
         self._vertex_offset = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._rest = np.concatenate([layer.mesh.vertices for layer in layers])
+        self._skin = Skin.concatenate([layer.skin for layer in layers])
         uvs = self._rest / np.array([rig.width, rig.height], dtype=np.float64)
         layer_ids = np.concatenate([np.full(c, i) for i, c in enumerate(counts)])
         self._tri = [layer.mesh.triangles.astype(np.int32) + int(self._vertex_offset[i])
@@ -180,11 +181,8 @@ class Renderer:
         model = self.model
         target = frame_joints(frame) if frame is not None else model.joints
         tf = bone_transforms(model.bones, target)
-        out = np.empty_like(self._rest)
-        for i, layer in enumerate(model.layers):
-            a, b = self._vertex_offset[i], self._vertex_offset[i + 1]
-            out[a:b] = deform(layer.mesh.vertices, layer.skin, tf)
-        return out
+        # All layers in one call: every layer's skin indexes the same bones.
+        return deform(self._rest, self._skin, tf)
 
     def draw_order(self, frame_index: int | None) -> list[int]:
         """Layer indices back to front for a frame (rest order: limbs over the torso)."""

@@ -21,7 +21,7 @@ from motion.skeleton import BodyLandmark, SkeletonFrame
 
 MAX_INFLUENCES = 4
 # Skin blends between two bones within this fraction of the shorter bone's length of their shared joint.
-JOINT_BAND = 0.2
+JOINT_BAND = 0.1
 # The neck bone owns skin from this fraction of its length above the shoulder line.
 NECK_START = 0.15
 
@@ -257,6 +257,13 @@ class Skin:
     bone_index: np.ndarray  # (V, K) int32
     weight: np.ndarray  # (V, K) float64, sorted by decreasing weight
     pivot: np.ndarray  # (V, 2) rest-space pivot
+    trunk_index: np.ndarray | None = None  # (V, K) cache: bone_index with trunk bones -> trunk sectors
+
+    @classmethod
+    def concatenate(cls, skins: list[Skin]) -> Skin:
+        """One skin for several meshes' vertices stacked in order (deformed in a single call)."""
+        return cls(np.concatenate([s.bone_index for s in skins]), np.concatenate([s.weight for s in skins]),
+                   np.concatenate([s.pivot for s in skins]))
 
 
 def segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -282,7 +289,7 @@ def _bone_coordinates(points: np.ndarray, a: np.ndarray, b: np.ndarray,
 
 
 def compute_skin(vertices: np.ndarray, triangles: np.ndarray, bones: Bones, allowed: np.ndarray,
-                 scale_px: float, smoothing_iterations: int = 2, seed: np.ndarray | None = None) -> Skin:
+                 scale_px: float, smoothing_iterations: int = 1, seed: np.ndarray | None = None) -> Skin:
     """Weights from inverse distance to the allowed bones, smoothed over the mesh's edges.
 
     ``allowed`` is (V, B) in [0, 1] (bool or a smooth falloff): how much each bone may move each vertex (a limb's own bones; its root
@@ -379,7 +386,16 @@ def _geodesic_weights(vertices: np.ndarray, triangles: np.ndarray, raw: np.ndarr
         dist = dijkstra(graph, directed=False, indices=src, min_only=True, limit=3.0 * float(blend_px[b]))
         d = np.nan_to_num(dist, posinf=0.0)
         out[:, b] = np.where(np.isfinite(dist), np.exp(-((d / float(blend_px[b])) ** 2)), 0.0)
-    # Vertices no bone reaches keep the Euclidean falloff rather than dropping to zero.
+    # Vertices no bone reaches (a limb layer's overlap into the torso, away from the root joint) take the
+    # weights of the nearest weighted vertex over the mesh: they must move with the skin they are attached
+    # to, not fall back to some fixed bone and stretch the triangles between them into shards.
+    empty = out.sum(axis=1) <= 0
+    filled = ~empty
+    if empty.any() and filled.any():
+        _, _, nearest = dijkstra(graph, directed=False, indices=np.nonzero(filled)[0], min_only=True,
+                                 return_predecessors=True)
+        reach = empty & (nearest >= 0)
+        out[reach] = out[nearest[reach]]
     empty = out.sum(axis=1) <= 0
     out[empty] = raw[empty]
     return out
@@ -405,24 +421,37 @@ def _shared_joint(bones: Bones, i: int, j: int) -> np.ndarray | None:
 
 
 def deform(vertices: np.ndarray, skin: Skin, tf: BoneTransforms) -> np.ndarray:
-    """Deformed vertex positions (V, 2) for one frame's bone transforms."""
+    """Deformed vertex positions (V, 2) for one frame's bone transforms (``vertices`` are the rest
+    positions the skin was computed for)."""
     bi, w, q = skin.bone_index, skin.weight, skin.pivot
-    lin, off = tf.linear[bi], tf.offset[bi]  # (V,K,2,2), (V,K,2)
-    ang, st = tf.angle_rad[bi], tf.stretch[bi]
+    lin_t, off_t, ang_t, st_t = tf.linear, tf.offset, tf.angle_rad, tf.stretch
     if tf.trunk is not None and tf.trunk_bones is not None:
-        # Trunk bones act through the vertex's sector of the piecewise-affine trunk map (see TrunkMap).
-        use = tf.trunk_bones[bi]  # (V, K)
-        if use.any():
-            sec = np.broadcast_to(tf.trunk.sector(vertices)[:, None], bi.shape)[use]
-            lin, off, ang, st = lin.copy(), off.copy(), ang.copy(), st.copy()
-            lin[use], off[use] = tf.trunk.linear[sec], tf.trunk.offset[sec]
-            ang[use], st[use] = tf.trunk.angle_rad[sec], tf.trunk.stretch[sec]
-    moved_pivot = np.einsum("vk,vkij,vj->vi", w, lin, q) + np.einsum("vk,vki->vi", w, off)
+        # Trunk bones act through the vertex's sector of the piecewise-affine trunk map (see TrunkMap):
+        # the sectors are 4 more entries in the transform table, and which one a vertex uses depends only
+        # on its rest position, so the lookup is computed once per skin.
+        n_b = len(tf.linear)
+        if skin.trunk_index is None or skin.trunk_index.shape != bi.shape:
+            sec = tf.trunk.sector(vertices)
+            skin.trunk_index = np.where(tf.trunk_bones[bi], n_b + sec[:, None], bi).astype(np.int32)
+        bi = skin.trunk_index
+        lin_t = np.concatenate([lin_t, tf.trunk.linear])
+        off_t = np.concatenate([off_t, tf.trunk.offset])
+        ang_t = np.concatenate([ang_t, tf.trunk.angle_rad])
+        st_t = np.concatenate([st_t, tf.trunk.stretch])
+    # Plain broadcasting instead of einsum: this runs once per frame over every vertex.
+    lin, off, ang, st = lin_t[bi], off_t[bi], ang_t[bi], st_t[bi]  # (V,K,2,2), (V,K,2), (V,K), (V,K,2,2)
+    wq = w[:, :, None]
+    moved = lin[..., 0] * q[:, None, 0:1] + lin[..., 1] * q[:, None, 1:2] + off  # (V,K,2)
+    moved_pivot = (wq * moved).sum(axis=1)
     base = ang[:, 0]
     delta = (ang - base[:, None] + np.pi) % (2 * np.pi) - np.pi
-    angle = base + np.einsum("vk,vk->v", w, delta)
-    stretch = np.einsum("vk,vkij->vij", w, st)
-    local = np.einsum("vij,vj->vi", stretch, vertices - q)
+    angle = base + (w * delta).sum(axis=1)
+    stretch = (wq[..., None] * st).sum(axis=1)  # (V,2,2)
+    d = vertices - q
+    lx = stretch[:, 0, 0] * d[:, 0] + stretch[:, 0, 1] * d[:, 1]
+    ly = stretch[:, 1, 0] * d[:, 0] + stretch[:, 1, 1] * d[:, 1]
     c, s = np.cos(angle), np.sin(angle)
-    rotated = np.stack([c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1]], axis=1)
-    return np.asarray(moved_pivot + rotated)
+    out = np.empty_like(moved_pivot)
+    out[:, 0] = moved_pivot[:, 0] + c * lx - s * ly
+    out[:, 1] = moved_pivot[:, 1] + s * lx + c * ly
+    return out

@@ -22,11 +22,18 @@ from typing import Any
 import grpc
 import pytest
 
+# The in-process stages' code, loaded before the mesh processes start, so both sides run the same version
+# of it even while the working tree is being edited.
+import services.pose.service  # noqa: F401
+import services.render.service  # noqa: F401
+import services.retarget.service  # noqa: F401
 from motion.settings import Settings
 from motion.v1 import gateway_service_pb2 as gw
 from motion.v1 import render_service_pb2
 from services.gateway.cli import GatewayClient
+from services.gateway.embedded import run_embedded
 from services.gateway.mesh import LocalMesh, MeshOptions
+from services.gateway.orchestrator import AnimateOptions
 from tests.gateway.media import trim_video
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -111,9 +118,6 @@ def test_mesh_output_identical_with_embedded_run(mesh: LocalMesh, inputs: dict[s
                                                  tmp_path: pathlib.Path):
     from dataclasses import replace
 
-    from services.gateway.embedded import run_embedded
-    from services.gateway.orchestrator import AnimateOptions
-
     with client(mesh) as c:
         job = c.create(request(inputs, keep_original_sound=True))
         stages = [j.progress.stage for j in c.watch(job.name)]
@@ -173,7 +177,7 @@ def test_gateway_exports_job_metrics_with_finished_job(mesh: LocalMesh):
     text = urllib.request.urlopen(f"http://127.0.0.1:{mesh.metrics_ports['gateway']}/metrics", timeout=10).read()
     for name in ("motion_gateway_queue_depth", 'motion_gateway_jobs{state="succeeded"}',
                  'motion_gateway_stage_duration_seconds_count{stage="render"}',
-                 'motion_gateway_cache_hits_total{kind="skeleton"}',
+                 'motion_gateway_cache_misses_total{kind="skeleton"}', "# TYPE motion_gateway_cache_hits_total counter",
                  'motion_grpc_requests_total{code="OK",method="CreateJob",service="motion.v1.GatewayService"}'):
         assert name.encode() in text, name
 

@@ -56,17 +56,27 @@ def _posed_frames(model: RigModel) -> list[SkeletonFrame]:
     return frames
 
 
-@pytest.fixture(scope="module")
-def drawing_model(shared_data: pathlib.Path) -> RigModel:
+def _drawing_model(shared_data: pathlib.Path, name: str) -> RigModel:
     d = shared_data / "drawings"
-    rig = analyse_character(d / "char1_texture.png", joints_override=d / "char1_char_cfg.yaml")
+    rig = analyse_character(d / f"{name}_texture.png", joints_override=d / f"{name}_char_cfg.yaml")
     return build_rig_model(rig)
 
 
-def test_deformed_bones_follow_target_within_one_degree_mean_with_real_drawing(drawing_model: RigModel) -> None:
-    errors = [e for f in _posed_frames(drawing_model) for e in bone_angle_errors_deg(drawing_model, f).values()]
+@pytest.fixture(scope="module")
+def drawing_model(shared_data: pathlib.Path) -> RigModel:
+    return _drawing_model(shared_data, "char1")
+
+
+@pytest.mark.parametrize("name", ["char1", "char3"])
+def test_deformed_bones_follow_target_within_half_degree_mean_with_real_drawing(shared_data: pathlib.Path,
+                                                                                  name: str) -> None:
+    # Measured: char1 0.25, char3 0.14 deg (before geodesic skinning + trunk map + narrow joint bands:
+    # 0.75 and 0.74; on retargeted real motion char1 1.47 -> 0.42, the musev photo 1.95 -> 0.53).
+    model = _drawing_model(shared_data, name)
+    errors = [e for f in _posed_frames(model) for e in bone_angle_errors_deg(model, f).values()]
     assert len(errors) >= 20
-    assert float(np.mean(errors)) <= 1.0, f"mean bone-angle error {np.mean(errors):.2f} deg"
+    assert float(np.mean(errors)) <= 0.5, f"mean bone-angle error {np.mean(errors):.2f} deg"
+    assert float(np.max(errors)) <= 3.0
 
 
 def test_trunk_bones_are_exact_with_shoulders_tilted_against_hips(drawing_model: RigModel) -> None:

@@ -105,12 +105,21 @@ def analyse_character(image_path: str | pathlib.Path, joints_override: str | pat
     h, w = image.shape[:2]
     rgb = np.ascontiguousarray(image[..., :3])
     frame = None
-    # A joints file is read first: a bad one is the user's real problem, whatever the mask does.
-    override = load_joints_file(joints_override, w, h, image=rgb) if joints_override is not None else None
+    override = None
     local = False
     try:
         mres = compute_mask(image, options.mask, segmenter)
-    except NoPersonError:
+    except NoPersonError as no_person:
+        if joints_override is None:
+            raise
+        # A joints file made for another image (e.g. AnimatedDrawings' texture crop) is the likelier problem
+        # and is reported as such; an unreadable one is not, and the missing character is.
+        try:
+            override = load_joints_file(joints_override, w, h, image=rgb)
+        except InputError as exc:
+            if exc.rule == "character.joints_file":
+                raise no_person from exc
+            raise
         if not override:
             raise
         local = True
@@ -119,7 +128,9 @@ def analyse_character(image_path: str | pathlib.Path, joints_override: str | pat
         mres = MaskResult(local_threshold_mask(rgb, override, options.mask), MaskSource.THRESHOLD)
     mask = mres.mask
     height_px = _height_px(mask)
-    if override is not None:
+    if joints_override is not None:
+        if override is None:
+            override = load_joints_file(joints_override, w, h, image=rgb)
         raw, source = override, "override"
     else:
         raw, frame = _detect_joints(rgb, pose_extractor, options.min_joint_visibility)
