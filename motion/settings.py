@@ -28,6 +28,11 @@ class Settings:
     s3_secret_key: str = ""
     s3_secure: bool = False
     s3_region: str = "us-east-1"
+    # Host[:port] clients outside the cluster reach S3 at; presigned download URLs are signed for it when
+    # set ("" = the internal s3_endpoint, right for loopback and in-cluster clients).
+    s3_public_endpoint: str = ""
+    # Pose runtime used when a request does not name one: "litert" (CPU), "torch" or "tensorrt" (GPU nodes).
+    pose_runtime: str = "litert"
     # gRPC / metrics.
     bind_host: str = "127.0.0.1"
     grpc_port: int = 0

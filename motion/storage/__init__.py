@@ -50,6 +50,7 @@ def open_store(url: str | None = None, settings: Settings | None = None) -> Obje
             settings.s3_secret_key,
             secure=settings.s3_secure,
             region=settings.s3_region,
+            public_endpoint=settings.s3_public_endpoint,
         )
     raise InputError(
         "storage.url", "store URL must start with file:// or s3://", limit="file://|s3://", actual=url

@@ -66,6 +66,7 @@ class S3Store(ObjectStore):
         create_bucket: bool = True,
         connect_timeout_s: float = 10.0,
         read_timeout_s: float = 120.0,
+        public_endpoint: str = "",
     ) -> None:
         if part_size_bytes < MIN_PART_SIZE_BYTES:
             raise InputError(
@@ -88,6 +89,15 @@ class S3Store(ObjectStore):
                 http_client=self._http,
             )
             minio.helpers.check_bucket_name(bucket, strict=True)
+            # Presigned URLs are signed for the host the client will use, so clients outside the cluster
+            # get one for the public endpoint ("https://host" or "host[:port]"); signing makes no request.
+            self._presign_client = self.client
+            if public_endpoint:
+                public_secure = secure if "://" not in public_endpoint else public_endpoint.startswith("https://")
+                self._presign_client = minio.Minio(
+                    public_endpoint.split("://", 1)[-1].rstrip("/"), access_key=access_key or None,
+                    secret_key=secret_key or None, secure=public_secure, region=region, http_client=self._http,
+                )
         except ValueError as exc:
             raise InputError(
                 "storage.url", f"bad S3 endpoint or bucket: {exc}", actual=f"{endpoint}/{bucket}"
@@ -300,4 +310,4 @@ class S3Store(ObjectStore):
         key = self._key(key_or_ref)
         expires = timedelta(seconds=validate_expires(expires_s))
         with self._errors(key):
-            return self.client.presigned_get_object(self._bucket, key, expires=expires)
+            return self._presign_client.presigned_get_object(self._bucket, key, expires=expires)

@@ -17,4 +17,12 @@ CACHE_HITS = counter("gateway", "cache_hits", "Stage results reused from the cac
 CACHE_MISSES = counter("gateway", "cache_misses", "Stage results computed", labels=("kind",))
 FRAMES_RENDERED = counter("gateway", "frames_rendered", "Frames rendered through the orchestrator")
 RANGE_RETRIES = counter("gateway", "range_retries", "Render ranges moved to another worker after a failure")
-JOBS_FINISHED = counter("gateway", "jobs_finished", "Jobs that reached a terminal state", labels=("state",))
+# state: lower-case motion.v1.JobState name without the prefix (succeeded, failed, cancelled).
+JOBS_COMPLETED = counter("gateway", "jobs_completed", "Jobs that reached a terminal state", labels=("state",))
+# Creation to terminal state (queue wait included: that is what a client waits), for succeeded and failed jobs.
+JOB_DURATION_S = histogram(
+    "gateway", "job_duration", "Wall time from job creation to its outcome",
+    buckets=(1, 2.5, 5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 900, 1800, 3600),
+)
+# Render workers whose grpc.health.v1 check answers SERVING, refreshed by the gateway's health poller.
+RENDER_WORKERS_HEALTHY = Gauge("motion_render_workers_healthy", "Render workers answering SERVING to health checks")

@@ -50,6 +50,7 @@ ObjectRef = common_pb2.ObjectRef
 
 # Metadata key carrying the shared secret internal services require (checked by motion.grpcutil).
 INTERNAL_TOKEN_METADATA = "x-motion-internal-token"  # == motion.grpcutil.TOKEN_METADATA_KEY
+RENDER_SERVICE_NAME = render_service_pb2.DESCRIPTOR.services_by_name["RenderService"].full_name
 
 TRANSIENT_CODES = frozenset(
     {
@@ -97,7 +98,8 @@ class AnimateOptions:
     keep_original_sound: bool = True
     loop: bool = False
     track_id: int = 0
-    pose_runtime: str = "litert"
+    # "" = the pose service's default (MOTION_POSE_RUNTIME: tensorrt on GPU nodes, litert otherwise).
+    pose_runtime: str = ""
     hands: bool = True
     face: bool = True
     smoothing: bool = True
@@ -209,12 +211,12 @@ class InProcessStages:
         from services.pose.pipeline import PoseOptions
         from services.pose.service import PoseWorker
 
+        worker = PoseWorker(self.store, model_dir=self.model_dir)
         popts = PoseOptions(
-            runtime=opts.pose_runtime, hands=opts.hands, face=opts.face, smoothing=opts.smoothing,
-            track_id=opts.track_id, min_detection_confidence=0.5, min_tracking_confidence=0.5,
+            runtime=opts.pose_runtime or worker.default_runtime, hands=opts.hands, face=opts.face,
+            smoothing=opts.smoothing, track_id=opts.track_id, min_detection_confidence=0.5, min_tracking_confidence=0.5,
             max_duration_s=opts.pose_max_duration_s,
         )
-        worker = PoseWorker(self.store, model_dir=self.model_dir)
         result = worker.extract_video(
             video, popts, progress=(lambda d, t: progress("pose", d, t, "")) if progress else None
         )
@@ -355,6 +357,8 @@ class GrpcStages:
         self._pose = pose_service_pb2_grpc.PoseServiceStub(pose)
         self._retarget = retarget_service_pb2_grpc.RetargetServiceStub(retarget)
         self._render = [render_service_pb2_grpc.RenderServiceStub(ch) for ch in render]
+        self._render_channels = list(render)
+        self._ray_serve = ray_serve
         base: tuple[tuple[str, str], ...] = ((INTERNAL_TOKEN_METADATA, internal_token),) if internal_token else ()
         # Behind Ray Serve's gRPC ingress every service shares one port; `application` picks the app.
         self._md = {
@@ -382,6 +386,28 @@ class GrpcStages:
 
     def render_workers(self) -> int:
         return len(self._render)
+
+    def render_health(self, timeout_s: float = 2.0) -> int:
+        """How many render addresses answer healthy now: grpc.health.v1 SERVING for the render service on
+        standalone workers; Serve's own Healthz on a Ray Serve ingress (which has no grpc.health.v1)."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        healthy = 0
+        for ch in self._render_channels:
+            try:
+                if self._ray_serve:
+                    healthz = ch.unary_unary("/ray.serve.RayServeAPIService/Healthz",
+                                             request_serializer=lambda b: b, response_deserializer=lambda b: b)
+                    healthz(b"", timeout=timeout_s)
+                    healthy += 1
+                    continue
+                resp = health_pb2_grpc.HealthStub(ch).Check(
+                    health_pb2.HealthCheckRequest(service=RENDER_SERVICE_NAME), timeout=timeout_s)
+                healthy += int(resp.status == health_pb2.HealthCheckResponse.SERVING)
+            except grpc.RpcError:
+                # Down, starting or draining: not healthy, and the next poll asks again.
+                continue
+        return healthy
 
     def extract_pose(self, video: ObjectRef, opts: AnimateOptions, progress: ProgressFn | None = None) -> ObjectRef:
         req = pose_service_pb2.ExtractVideoRequest(video=video, options=pose_options_pb(opts))

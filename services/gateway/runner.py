@@ -310,7 +310,10 @@ class JobRunner:
             running.lost.set()
             return
         self._save(running, job)
-        metrics.JOBS_FINISHED.labels(state_name(state)).inc()
+        metrics.JOBS_COMPLETED.labels(state_name(state)).inc()
+        if state in (gw.JOB_STATE_SUCCEEDED, gw.JOB_STATE_FAILED) and job.HasField("create_time"):
+            # Cancelled jobs are left out: their time says how long the client waited before giving up.
+            metrics.JOB_DURATION_S.observe(max(0.0, time.time() - job.create_time.ToNanoseconds() / 1e9))
         log.info("job finished: %s", state_name(state), extra={"job_id": job.name, "tenant": job.tenant})
         self.leases.release(running.lease)
         try:

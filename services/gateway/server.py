@@ -13,6 +13,7 @@ from typing import Any
 from motion.errors import InputError
 from motion.settings import Settings
 from motion.v1 import gateway_service_pb2, gateway_service_pb2_grpc
+from services.gateway import metrics
 from services.gateway.auth import ApiKeys, load_api_keys
 from services.gateway.orchestrator import GrpcStages, InProcessStages, Stages
 from services.gateway.runner import JobRunner, RunnerOptions
@@ -62,6 +63,8 @@ class GatewayConfig:
     retry_after_s: int = 5
     # The services sit behind Ray Serve's gRPC ingress (one address; `application` metadata routes).
     ray_serve: bool = False
+    # How often the render workers' health is polled for the motion_render_workers_healthy gauge.
+    health_interval_s: float = 10.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> GatewayConfig:
@@ -81,6 +84,7 @@ class GatewayConfig:
             in_process=e.get("MOTION_GATEWAY_IN_PROCESS", "") in ("1", "true", "yes"),
             retry_after_s=_env_int(e, "MOTION_GATEWAY_RETRY_AFTER_S", 5),
             ray_serve=e.get("MOTION_GATEWAY_RAY_SERVE", "") in ("1", "true", "yes"),
+            health_interval_s=_env_float(e, "MOTION_GATEWAY_HEALTH_INTERVAL_S", 10.0),
         )
 
     def check(self) -> None:
@@ -93,6 +97,9 @@ class GatewayConfig:
             raise InputError("gateway.backends", "gateway needs the addresses of its services "
                              "(MOTION_GATEWAY_POSE_ADDR, _RETARGET_ADDR, _RENDER_ADDRS) or --in-process",
                              actual=",".join(missing))
+        if self.health_interval_s <= 0:
+            raise InputError("gateway.health_interval_s", "health poll interval must be positive", limit=">0",
+                             actual=self.health_interval_s)
         if self.max_queue < 1:
             raise InputError("gateway.max_queue", "queue must hold at least one job", limit=">=1",
                              actual=self.max_queue)
@@ -128,6 +135,7 @@ class GatewayServer:
         self.port = 0
         self.metrics_port = 0
         self._stopped = threading.Event()
+        self._health_thread: threading.Thread | None = None
 
     def start(self) -> int:
         from motion import grpcutil
@@ -142,6 +150,8 @@ class GatewayServer:
         self.port = self.running.port
         self.metrics_port = self.running.metrics_port or 0
         self.runner.start()
+        self._health_thread = threading.Thread(target=self._poll_render_health, name="render-health", daemon=True)
+        self._health_thread.start()
         log.info("gateway listening on %s (metrics %d, owner %s)", self.running.address, self.metrics_port,
                  self.config.owner)
         return self.port
@@ -158,6 +168,23 @@ class GatewayServer:
         self.runner.stop(drain_timeout_s=timeout)
         if self.running is not None:
             self.running.stop()
+        if self._health_thread is not None:
+            self._health_thread.join(timeout=5.0)
+
+    def render_health(self) -> int:
+        """Render workers healthy now; in-process stages are as healthy as this process."""
+        probe = getattr(self.stages, "render_health", None)
+        return int(probe()) if callable(probe) else self.stages.render_workers()
+
+    def _poll_render_health(self) -> None:
+        # First poll at once so the gauge is right from the start, then every health_interval_s.
+        while True:
+            try:
+                metrics.RENDER_WORKERS_HEALTHY.set(self.render_health())
+            except Exception:  # a failed poll must not end the poller; the next one retries
+                log.exception("render health poll failed")
+            if self._stopped.wait(self.config.health_interval_s):
+                return
 
     def wait(self) -> None:
         if self.running is not None:

@@ -131,6 +131,9 @@ class _Tracker:
     hand_rois: dict[str, g.Rect] = field(default_factory=dict)
     face_roi: g.Rect | None = None
     face_misses: int = 0
+    # Where the body's wrist / nose was when the hand / face ROI above was set (see PoseOptions.track_rois).
+    hand_anchors: dict[str, np.ndarray] = field(default_factory=dict)
+    face_anchor: np.ndarray | None = None
     smoothers: dict[str, LandmarkSmoother] = field(default_factory=dict)
 
     def smoother(self, key: str, params: OneEuroParams, with_visibility: bool = True) -> LandmarkSmoother:
@@ -270,7 +273,10 @@ class PoseExtractor:
                             for name in ("left", "right", "face")}
         self._tracker = _Tracker()  # body state (caller's thread)
         self._parts_state = _Tracker()  # hand ROIs and hand/face filters (parts worker)
-        self.stats = {"detector_runs": 0, "frames": 0}
+        # Model runs by kind (the parts' threads count too, hence the lock): how much work tracking saves.
+        self.stats = {"detector_runs": 0, "frames": 0, "hand_recrop_runs": 0, "hand_landmark_runs": 0,
+                      "face_detector_runs": 0, "face_landmark_runs": 0}
+        self._stats_lock = threading.Lock()
 
     def __enter__(self) -> PoseExtractor:
         return self
@@ -281,6 +287,10 @@ class PoseExtractor:
     def close(self) -> None:
         for pool in self._part_pools.values():
             pool.shutdown(wait=True)
+
+    def _count(self, key: str) -> None:
+        with self._stats_lock:
+            self.stats[key] += 1
 
     # ---- body ---------------------------------------------------------------------------------------------
     def _detect(self, rgb: np.ndarray) -> list[g.Detection]:
@@ -380,6 +390,7 @@ class PoseExtractor:
         rough = g.Rect(float(middle[0]), float(middle[1]), side_px, side_px,
                        g.rotation_from_points(wrist, middle, math.pi / 2)).transform(2.7, 2.7, shift_y=-0.1)
         crop = rough.crop(rgb, 256, 256)
+        self._count("hand_recrop_runs")
         (pts,) = self._recrop.run((crop.astype(np.float32) * (1.0 / 255.0))[None])
         p = pts.reshape(2, 2) / 256.0
         p_img = rough.project(p)
@@ -395,12 +406,15 @@ class PoseExtractor:
             return None, float("nan")
         found = None
         tried: dict[int, tuple[np.ndarray, np.ndarray, float, float] | None] = {}
-        if self.options.track_rois and prev is not None:
-            # Tracked hand: the last ROI alone, when the hand it finds is where the body says and barely moved,
-            # is what RoiTracking would keep anyway; hand_recrop (and a second landmark run) are skipped.
+        anchor = self._parts_state.hand_anchors.pop(side, None)
+        if self.options.track_rois and prev is not None and anchor is not None and \
+                math.hypot(float(wrist[0] - anchor[0]), float(wrist[1] - anchor[1])) < 0.1 * prev.size_px:
+            # Tracked hand: the body's wrist barely moved, so RoiTracking would keep the last ROI; when the hand
+            # found there is on the body's wrist and its next ROI passes the same test, hand_recrop (and a
+            # second landmark run) are skipped. A moving wrist takes the full path (no wasted landmark run).
             found = tried[id(prev)] = self._hand_at(rgb, prev)
             if found is not None and self._hand_tracked(found[0], prev, wrist):
-                return self._hand_found(side, found)
+                return self._hand_found(side, found, wrist)
             found = None
         # RoiTracking (holistic): last frame's landmark-derived ROI is kept while the pose-derived one
         # (body -> hand_recrop) agrees with it; if the hand flag rejects the chosen ROI, the other is tried.
@@ -414,11 +428,13 @@ class PoseExtractor:
                 break
         if found is None:
             return None, float("nan")
-        return self._hand_found(side, found)
+        return self._hand_found(side, found, wrist)
 
-    def _hand_found(self, side: str, found: tuple[np.ndarray, np.ndarray, float, float]) -> tuple[Hand, float]:
+    def _hand_found(self, side: str, found: tuple[np.ndarray, np.ndarray, float, float],
+                    wrist: np.ndarray) -> tuple[Hand, float]:
         px, world, score, p_left_selfie = found
         self._parts_state.hand_rois[side] = g.hand_landmarks_rect(px)
+        self._parts_state.hand_anchors[side] = wrist[:2].copy()
         return Hand(landmarks=px, handedness=side, score=score, world=world), p_left_selfie
 
     @staticmethod
@@ -433,6 +449,7 @@ class PoseExtractor:
         if self._hand_lm is None:
             return None
         crop = roi.crop(rgb, 224, 224)
+        self._count("hand_landmark_runs")
         raw, flag, handed, world_raw = (o[0] for o in self._hand_lm.run((crop.astype(np.float32) / 255.0)[None]))
         score = float(flag.reshape(-1)[0])
         if score < 0.5:
@@ -466,6 +483,7 @@ class PoseExtractor:
         if rough is None:
             return None
         crop = rough.crop(rgb, 128, 128, border_zero=True)
+        self._count("face_detector_runs")
         scores, boxes = self._face_det.run((crop.astype(np.float32) * (2.0 / 255.0) - 1.0)[None])
         dets = g.weighted_nms(g.decode_detections(boxes[0], scores[0], _FACE_ANCHORS, 128, 6, 0.5), 0.3)
         if not dets:
@@ -484,12 +502,15 @@ class PoseExtractor:
         prev = self._parts_state.face_roi
         found = None
         tried: dict[int, tuple[np.ndarray, float] | None] = {}
-        if self.options.track_rois and prev is not None:
-            # Tracked face: the last ROI alone, when the mesh it finds sits on the body's nose and barely moved,
-            # is what RoiTracking would keep anyway; the face detector is skipped.
+        anchor = self._parts_state.face_anchor
+        if self.options.track_rois and prev is not None and anchor is not None and \
+                math.hypot(float(body[0, 0] - anchor[0]), float(body[0, 1] - anchor[1])) < 0.05 * prev.size_px:
+            # Tracked face: the body's nose barely moved, so RoiTracking would keep the last ROI; when the mesh
+            # found there sits on the body's nose and its next ROI passes the same test, the face detector is
+            # skipped. A moving head takes the full path (no wasted mesh run).
             found = tried[id(prev)] = self._face_at(rgb, prev)
             if found is not None and self._face_tracked(found[0], prev, body):
-                return self._face_found(found)
+                return self._face_found(found, body)
             found = None
         # RoiTracking (holistic): last frame's mesh-derived ROI is kept while the detector-refined ROI from
         # the body agrees with it; when the detector misses, the last ROI gets a try (the face flag decides).
@@ -507,11 +528,12 @@ class PoseExtractor:
             if self._parts_state.face_misses > FACE_ROI_KEEP_FRAMES:
                 self._parts_state.face_roi = None
             return None
-        return self._face_found(found)
+        return self._face_found(found, body)
 
-    def _face_found(self, found: tuple[np.ndarray, float]) -> Face:
+    def _face_found(self, found: tuple[np.ndarray, float], body: np.ndarray) -> Face:
         px, score = found
         self._parts_state.face_roi = g.face_landmarks_rect(px)
+        self._parts_state.face_anchor = body[0, :2].copy()
         self._parts_state.face_misses = 0
         return Face(landmarks=px, score=score, expression=face_expression(px))
 
@@ -529,6 +551,7 @@ class PoseExtractor:
         if self._face_lm is None:
             return None
         crop = roi.crop(rgb, 192, 192)
+        self._count("face_landmark_runs")
         mesh, flag = self._face_lm.run((crop.astype(np.float32) / 255.0)[None])
         score = float(_sigmoid(flag.reshape(-1))[0])
         if score < 0.5:
@@ -549,6 +572,7 @@ class PoseExtractor:
         ps = self._parts_state
         if res is None or not self.options.hands:
             ps.hand_rois.pop(side, None)
+            ps.hand_anchors.pop(side, None)
             ps.reset_filters(f"{side}_hand")
             return None
         hand, _ = self._hand(rgb, res.body, side)
@@ -563,6 +587,7 @@ class PoseExtractor:
         ps = self._parts_state
         if res is None or not self.options.face:
             ps.face_roi = None
+            ps.face_anchor = None
             ps.reset_filters("face")
             return None
         face = self._face(rgb, res.body)

@@ -6,6 +6,7 @@ with the same options is a cache hit and is not extracted again.
 
 from __future__ import annotations
 
+import logging
 import pathlib
 import tempfile
 import threading
@@ -19,12 +20,17 @@ import numpy as np
 from motion.errors import InputError, MotionError
 from motion.skeleton import SkeletonFrame, SkeletonSequence
 from motion.storage import BaseStore
+from motion.telemetry import counter
 from motion.v1 import common_pb2, pose_service_pb2, pose_service_pb2_grpc, skeleton_pb2
 from services.pose.pipeline import PoseExtractor, PoseOptions, sha256_file
+
+log = logging.getLogger("motion.pose.service")
 
 SERVICE_NAME = pose_service_pb2.DESCRIPTOR.services_by_name["PoseService"].full_name
 SKELETON_PREFIX = "skeletons"
 SKELETON_CONTENT_TYPE = "application/x-protobuf"
+# Frames run through the models (cache hits are not counted: no work was done for them).
+FRAMES = counter("pose", "frames", "Video frames run through pose extraction")
 _RUNTIME_NAMES = {
     pose_service_pb2.POSE_RUNTIME_UNSPECIFIED: "litert",
     pose_service_pb2.POSE_RUNTIME_LITERT: "litert",
@@ -33,17 +39,46 @@ _RUNTIME_NAMES = {
 }
 
 
-def options_from_proto(msg: pose_service_pb2.PoseOptions | None, has_options: bool = True) -> PoseOptions:
+def options_from_proto(msg: pose_service_pb2.PoseOptions | None, has_options: bool = True,
+                       default_runtime: str = "litert") -> PoseOptions:
     """Proto -> PoseOptions. An absent options message means the defaults (hands, face, smoothing on);
-    zero confidences mean the default 0.5 (proto3 cannot tell unset from 0)."""
+    zero confidences mean the default 0.5 (proto3 cannot tell unset from 0). An unspecified runtime is
+    `default_runtime` (the service's MOTION_POSE_RUNTIME)."""
     if msg is None or not has_options:
-        return PoseOptions()
+        return PoseOptions(runtime=default_runtime)
+    runtime = default_runtime if msg.runtime == pose_service_pb2.POSE_RUNTIME_UNSPECIFIED else (
+        _RUNTIME_NAMES.get(msg.runtime, default_runtime))
     return PoseOptions(
-        runtime=_RUNTIME_NAMES.get(msg.runtime, "litert"), hands=msg.hands, face=msg.face,
+        runtime=runtime, hands=msg.hands, face=msg.face,
         smoothing=msg.smoothing, track_id=msg.track_id,
         min_detection_confidence=msg.min_detection_confidence or 0.5,
         min_tracking_confidence=msg.min_tracking_confidence or 0.5, max_duration_s=msg.max_duration_s,
     )
+
+
+def resolve_default_runtime(name: str | None = None) -> str:
+    """The runtime for requests that name none: `name`, else Settings.pose_runtime (MOTION_POSE_RUNTIME).
+
+    An unknown name is a configuration error at start. A known runtime that is not installed here (e.g.
+    tensorrt on a CPU node) is only logged: requests that use it fail with FAILED_PRECONDITION naming it
+    (from services.pose.runtime.get_runtime), while requests naming another runtime keep working.
+    """
+    from services.pose.runtime import RUNTIME_NAMES, get_runtime
+
+    if name is None:
+        from motion.settings import Settings
+
+        name = Settings.from_env().pose_runtime
+    name = name.strip().lower()
+    if name not in RUNTIME_NAMES:
+        raise InputError("settings.pose_runtime", "MOTION_POSE_RUNTIME names an unknown pose runtime",
+                         limit=sorted(RUNTIME_NAMES), actual=name)
+    if name != "litert":
+        try:
+            get_runtime(name)
+        except MotionError as exc:
+            log.error("default pose runtime %r is unavailable here: %s", name, exc.message)
+    return name
 
 
 def skeleton_key(video_sha256: str, options_digest: str) -> str:
@@ -61,9 +96,11 @@ class VideoResult:
 class PoseWorker:
     """Domain side of the service: reads inputs from the store, runs the extractor, stores results."""
 
-    def __init__(self, store: BaseStore, model_dir: str | pathlib.Path | None = None, max_parallel: int = 1) -> None:
+    def __init__(self, store: BaseStore, model_dir: str | pathlib.Path | None = None, max_parallel: int = 1,
+                 default_runtime: str | None = None) -> None:
         self.store = store
         self.model_dir = model_dir
+        self.default_runtime = resolve_default_runtime(default_runtime)
         # Inference already uses both cores; more parallel extractions would only add memory.
         self._slots = threading.Semaphore(max_parallel)
 
@@ -89,6 +126,7 @@ class PoseWorker:
                 path = self.store.get_file(video, local)
             with self._slots, PoseExtractor(opts, model_dir=self.model_dir) as ex:
                 seq = ex.process_video(path, progress=progress)
+            FRAMES.inc(len(seq))
             ref = self.store.put_bytes(key, seq.to_bytes(), content_type=SKELETON_CONTENT_TYPE)
             return VideoResult(ref, False, len(seq), sum(f.present for f in seq.frames))
 
@@ -123,8 +161,8 @@ class PoseServicer(pose_service_pb2_grpc.PoseServiceServicer):
     def ExtractVideo(self, request: pose_service_pb2.ExtractVideoRequest,  # noqa: N802 - gRPC name
                      context: grpc.ServicerContext) -> pose_service_pb2.ExtractVideoResponse:
         try:
-            res = self.worker.extract_video(request.video, options_from_proto(request.options,
-                                                                               request.HasField("options")))
+            res = self.worker.extract_video(request.video, options_from_proto(
+                request.options, request.HasField("options"), self.worker.default_runtime))
         except MotionError as exc:
             _abort(context, exc)
             raise
@@ -141,7 +179,8 @@ class PoseServicer(pose_service_pb2_grpc.PoseServiceServicer):
         def run() -> None:
             try:
                 box["result"] = self.worker.extract_video(
-                    request.video, options_from_proto(request.options, request.HasField("options")),
+                    request.video,
+                    options_from_proto(request.options, request.HasField("options"), self.worker.default_runtime),
                     progress=lambda d, t: q.put((d, t)))
             except BaseException as exc:  # reported to the client below
                 box["error"] = exc
@@ -177,7 +216,8 @@ class PoseServicer(pose_service_pb2_grpc.PoseServiceServicer):
                      context: grpc.ServicerContext) -> pose_service_pb2.ExtractImageResponse:
         try:
             frame, w, h = self.worker.extract_image(
-                request.image, options_from_proto(request.options, request.HasField("options")))
+                request.image,
+                options_from_proto(request.options, request.HasField("options"), self.worker.default_runtime))
         except MotionError as exc:
             _abort(context, exc)
             raise

@@ -25,6 +25,7 @@ from motion.errors import InputError
 from motion.rig import CharacterRig
 from motion.skeleton import SkeletonSequence
 from motion.storage import BaseStore
+from motion.telemetry import counter
 from motion.v1 import common_pb2, render_service_pb2, render_service_pb2_grpc
 from services.render.layers import RigModel, build_rig_model
 from services.render.renderer import RenderOptions, render_video
@@ -37,6 +38,8 @@ _RESOLUTIONS = {common_pb2.RESOLUTION_UNSPECIFIED: "720p", common_pb2.RESOLUTION
                 common_pb2.RESOLUTION_1080P: "1080p"}
 
 ProgressFn = Callable[[int, int], None]
+# Frames rendered and encoded by this worker (cached segments are not counted: no work was done for them).
+FRAMES = counter("render", "frames", "Frames rendered and encoded")
 
 
 @dataclass
@@ -148,6 +151,7 @@ class RenderWorker:
             out = pathlib.Path(tmp) / f"segment{ext}"
             with self._slots:
                 render_video(rig, seq, out, opts, start=start, end=stop, model=model, progress=progress)
+            FRAMES.inc(stop - start)
             ref = self.store.put_file(key, out, content_type="video/webm" if transparent else "video/mp4")
         return SegmentResult(ref, stop - start, False)
 

@@ -20,7 +20,14 @@ DRAWINGS = ("char1", "char2", "char3", "char4")
 
 def _rgb(path: pathlib.Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert img is not None, path
     return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+
+
+def _gray(path: pathlib.Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    assert img is not None, path
+    return np.asarray(img)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -45,7 +52,7 @@ def _ad_joints(shared_data: pathlib.Path, name: str) -> dict[str, list[float]]:
 def test_threshold_mask_matches_reference_with_drawing(shared_data: pathlib.Path, name: str) -> None:
     texture = _rgb(shared_data / "drawings" / f"{name}_texture.png")
     assert texture.shape[2] == 4 and texture[..., 3].min() == 255  # opaque alpha: must count as "no alpha"
-    ref = cv2.imread(str(shared_data / "drawings" / f"{name}_mask.png"), cv2.IMREAD_GRAYSCALE) > 0
+    ref = _gray(shared_data / "drawings" / f"{name}_mask.png") > 0
     result = compute_mask(texture)
     assert result.source == MaskSource.THRESHOLD
     iou = _iou(result.mask > 0, ref)
@@ -54,7 +61,7 @@ def test_threshold_mask_matches_reference_with_drawing(shared_data: pathlib.Path
 
 def test_analyse_uses_alpha_with_transparent_png(shared_data: pathlib.Path, tmp_path: pathlib.Path) -> None:
     rgba = _rgb(shared_data / "drawings" / "char2_texture.png")
-    ref = cv2.imread(str(shared_data / "drawings" / "char2_mask.png"), cv2.IMREAD_GRAYSCALE)
+    ref = _gray(shared_data / "drawings" / "char2_mask.png")
     rgba[..., 3] = ref
     path = tmp_path / "char2_alpha.png"
     cv2.imwrite(str(path), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))

@@ -65,9 +65,9 @@ def trim_video(src: pathlib.Path, dst: pathlib.Path, seconds: float, fps: int, s
                     continue
                 if frame.time + 1e-6 < written / fps:
                     continue
-                img = frame.to_ndarray(format="rgb24")
-                img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
-                for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                small = np.asarray(cv2.resize(frame.to_ndarray(format="rgb24"), (width, height),
+                                              interpolation=cv2.INTER_AREA), dtype=np.uint8)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(small, format="rgb24")):
                     out.mux(packet)
                 written += 1
             for packet in stream.encode():

@@ -243,7 +243,7 @@ def test_gateway_sigkill_mid_job_finishes_once_with_restart(mesh: LocalMesh, inp
         listed = c.call("ListJobs", gw.ListJobsRequest(page_size=100))
     assert done.state == gw.JOB_STATE_SUCCEEDED, done.error_message
     # The restarted process finished it (its own counters start at zero).
-    assert metric(mesh, "motion_gateway_jobs_finished_total", 'state="succeeded"') == 1
+    assert metric(mesh, "motion_gateway_jobs_completed_total", 'state="succeeded"') == 1
     assert [j.name for j in listed.jobs] == [job.name]
     assert len(download(done)) > 1000
     store = _store(mesh)
@@ -261,7 +261,7 @@ def metric_of(mesh: LocalMesh, gateway: str, name: str, labels: str = "") -> flo
 def test_two_replicas_run_each_job_once_and_sigterm_drains(mesh: LocalMesh, inputs: dict[str, pathlib.Path]):
     mesh.start_gateway("gateway-b")
     finished = 'state="succeeded"'
-    before = {g: metric_of(mesh, g, "motion_gateway_jobs_finished_total", finished) for g in ("gateway", "gateway-b")}
+    before = {g: metric_of(mesh, g, "motion_gateway_jobs_completed_total", finished) for g in ("gateway", "gateway-b")}
     names = []
     for i, gateway in enumerate(["gateway", "gateway-b"] * 2):
         with GatewayClient(mesh.addrs[gateway], KEY_OF["gamma"]) as c:
@@ -270,7 +270,7 @@ def test_two_replicas_run_each_job_once_and_sigterm_drains(mesh: LocalMesh, inpu
         # Either replica answers for any job: the records live in the shared store.
         done = [wait_done(c, n) for n in names]
     assert all(d.state == gw.JOB_STATE_SUCCEEDED for d in done), [d.error_message for d in done]
-    after = {g: metric_of(mesh, g, "motion_gateway_jobs_finished_total", finished) for g in ("gateway", "gateway-b")}
+    after = {g: metric_of(mesh, g, "motion_gateway_jobs_completed_total", finished) for g in ("gateway", "gateway-b")}
     # Each job was finished by exactly one replica.
     assert sum(after.values()) - sum(before.values()) == len(names)
 

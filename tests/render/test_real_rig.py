@@ -127,3 +127,15 @@ def test_folded_limb_skin_stays_with_own_bone_with_geodesic_weights() -> None:
     assert float(w_forearm[lower].min()) > 0.99
     assert float(w_forearm[upper].max()) < 0.01
     assert Part.LEFT_ARM == bones.specs[0].part
+
+
+def test_deform_all_layers_at_once_equals_per_layer_with_real_drawing(drawing_model: RigModel) -> None:
+    from services.render.skin import Skin, deform, frame_joints
+
+    tf = bone_transforms(drawing_model.bones, frame_joints(_posed_frames(drawing_model)[1]))
+    layers = drawing_model.layers
+    each = np.concatenate([deform(layer.mesh.vertices, layer.skin, tf) for layer in layers])
+    rest = np.concatenate([layer.mesh.vertices for layer in layers])
+    together = deform(rest, Skin.concatenate([layer.skin for layer in layers]), tf)
+    np.testing.assert_allclose(together, each, atol=1e-9)
+    assert float(np.abs(together - rest).max()) > 5.0  # the pose really moves the mesh
