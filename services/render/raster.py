@@ -28,12 +28,72 @@ void main() {
     gl_Position = vec4(in_pos / u_size * 2.0 - 1.0, 0.0, 1.0);
 }
 """
+# The face warp (services/render/face.py) remaps texture coordinates of one layer inside the eye and mouth
+# regions (texture pixels). Gradients are taken from the unwarped coordinates so the mip level does not
+# jump at the regions' edges.
 _FRAGMENT = """
 #version 330
 uniform sampler2DArray u_tex;
+uniform float u_face_layer;  // -1: no face warp this frame
+uniform vec2 u_tex_size;
+uniform vec4 u_eye0_a, u_eye0_b, u_eye1_a, u_eye1_b;  // (centre, axis), (half w, half h, closure, -)
+uniform vec4 u_mouth_a, u_mouth_b;  // (centre, axis), (half w, mouth->chin, drop px, -)
+uniform vec3 u_mouth_rgb;
 in vec3 v_uv;
 out vec4 f_color;
-void main() { f_color = texture(u_tex, v_uv); }
+
+vec2 eye_warp(vec2 p, vec4 a, vec4 b) {
+    float k = b.z;
+    if (k <= 0.001) return p;
+    vec2 u = a.zw;
+    vec2 v = vec2(-u.y, u.x);
+    vec2 d = p - a.xy;
+    float s = dot(d, u);
+    float t = dot(d, v);
+    float q = s / b.x;
+    if (abs(q) >= 1.0) return p;
+    float h = b.y * sqrt(1.0 - q * q);
+    if (abs(t) >= h) return p;
+    float f = 1.0 - k;
+    // The eye squashes toward its centre line; the band it leaves shows the skin above the region.
+    if (abs(t) < h * f) return a.xy + s * u + (t / f) * v;
+    return a.xy + s * u - (b.y + 1.0) * v;
+}
+
+vec2 mouth_warp(vec2 p, vec4 a, vec4 b, out float dark) {
+    dark = 0.0;
+    float drop = b.z;
+    if (drop <= 0.01) return p;
+    vec2 u = a.zw;
+    vec2 v = vec2(-u.y, u.x);
+    vec2 d = p - a.xy;
+    float s = dot(d, u);
+    float t = dot(d, v);
+    float q = s / (1.25 * b.x);
+    if (abs(q) >= 1.0 || t <= 0.0) return p;
+    float c = cos(q * 1.5707963);
+    float gap = drop * c * c;
+    // Lower lip and chin move down together; below the chin the shift fades out into the neck.
+    float fall = 1.0 - smoothstep(b.y, 1.6 * b.y, t);
+    dark = clamp(gap - t + 0.5, 0.0, 1.0);
+    return p - max(gap * fall, 0.0) * v;
+}
+
+void main() {
+    vec2 gx = dFdx(v_uv.xy);
+    vec2 gy = dFdy(v_uv.xy);
+    if (abs(v_uv.z - u_face_layer) > 0.5) {
+        f_color = textureGrad(u_tex, v_uv, gx, gy);
+        return;
+    }
+    vec2 p = v_uv.xy * u_tex_size;
+    float dark;
+    p = eye_warp(p, u_eye0_a, u_eye0_b);
+    p = eye_warp(p, u_eye1_a, u_eye1_b);
+    p = mouth_warp(p, u_mouth_a, u_mouth_b, dark);
+    vec4 c = textureGrad(u_tex, vec3(p / u_tex_size, v_uv.z), gx, gy);
+    f_color = mix(c, vec4(u_mouth_rgb, 1.0), dark * c.a);
+}
 """
 # Straight-alpha output for transparent video: a second pass divides colour by alpha (on the GPU/llvmpipe
 # rather than in numpy, which costs more than the whole draw at 1080p).
@@ -130,6 +190,8 @@ class Rasterizer:
         self._tex.repeat_x = self._tex.repeat_y = False
         self._prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
         self._prog["u_size"].value = (float(self.width_px), float(self.height_px))  # type: ignore[union-attr]
+        self._prog["u_tex_size"].value = (float(tw), float(th))  # type: ignore[union-attr]
+        self.set_face(-1, {})
         n_v = len(uvs)
         self._pos = ctx.buffer(reserve=max(n_v, 1) * 8)
         static = np.concatenate([uvs.astype(np.float32), layer_ids.astype(np.float32)[:, None]], axis=1)
@@ -201,6 +263,16 @@ class Rasterizer:
     @property
     def supports_i420(self) -> bool:
         return self._i420_fbo is not None
+
+    def set_face(self, layer: int, uniforms: dict[str, tuple[float, ...]],
+                 mouth_rgb: tuple[float, float, float] = (0.16, 0.05, 0.06)) -> None:
+        """Face warp for the next draws: on texture layer ``layer`` (-1: off) with ``uniforms`` from
+        ``services.render.face.shader_uniforms``."""
+        prog = self._prog
+        prog["u_face_layer"].value = float(layer)  # type: ignore[union-attr]
+        prog["u_mouth_rgb"].value = tuple(float(c) for c in mouth_rgb)  # type: ignore[union-attr]
+        for name in ("u_eye0_a", "u_eye0_b", "u_eye1_a", "u_eye1_b", "u_mouth_a", "u_mouth_b"):
+            prog[name].value = tuple(float(x) for x in uniforms.get(name, (0.0, 0.0, 0.0, 0.0)))  # type: ignore[union-attr]
 
     def draw_i420(self, positions_px: np.ndarray, indices: np.ndarray) -> np.ndarray:
         """Renders one opaque frame and returns it as packed I420 (H * 3/2, W) uint8 (BT.709, limited)."""

@@ -25,6 +25,8 @@ from services.render.composite import (
     frame_geometry,
 )
 from services.render.encode import EncodeStats, encode_frames
+from services.render.face import MOUTH_RGB, FaceRig, face_pose, face_rig, shader_uniforms
+from services.render.hands import HandRig, articulate, hand_rig, target_hand
 from services.render.layers import RigModel, build_rig_model
 from services.render.raster import Rasterizer
 from services.render.skin import Part, Skin, bone_transforms, deform, frame_joints, swap_side
@@ -150,6 +152,19 @@ class Renderer:
         self._raster = Rasterizer(self.geometry.width_px, self.geometry.height_px, textures, uvs, layer_ids,
                                   bg, samples=self.opts.samples,
                                   straight_alpha=self.background.mode == BackgroundMode.TRANSPARENT)
+        # Face warps (blink, jaw) act on the layer holding the head, when the face is big enough to show them.
+        self.face: FaceRig | None = (face_rig(rig.face, self.geometry.scale)
+                                     if Part.TORSO in self.parts else None)
+        self._face_layer = self.parts.index(Part.TORSO) if self.face is not None else -1
+        # Finger bones where the character's hands were detected and are big enough in the output.
+        self.hands: list[HandRig] = []
+        for side, part, lm in (("left", Part.LEFT_ARM, rig.left_hand), ("right", Part.RIGHT_ARM, rig.right_hand)):
+            if part in self.parts:
+                i = self.parts.index(part)
+                cand = np.arange(self._vertex_offset[i], self._vertex_offset[i + 1])
+                hand = hand_rig(side, lm, self._rest, cand, self.geometry.scale)
+                if hand is not None and len(hand.vertex_index):
+                    self.hands.append(hand)
         self._cache_key: int | None = None
         self._src: list[int] = []
         self._depth = np.zeros((0, len(layers)))
@@ -181,8 +196,13 @@ class Renderer:
         model = self.model
         target = frame_joints(frame) if frame is not None else model.joints
         tf = bone_transforms(model.bones, target)
+        rest = self._rest
+        for hand in self.hands:
+            lm = target_hand(frame, hand.side)
+            if lm is not None:
+                rest = articulate(rest, hand, lm)
         # All layers in one call: every layer's skin indexes the same bones.
-        return deform(self._rest, self._skin, tf)
+        return deform(rest, self._skin, tf)
 
     def draw_order(self, frame_index: int | None) -> list[int]:
         """Layer indices back to front for a frame (rest order: limbs over the torso)."""
@@ -205,10 +225,20 @@ class Renderer:
         g = self.geometry
         pos = verts * g.scale + np.array(g.offset_px)
         order = self.draw_order(index if seq is not None else None)
+        self._set_face(frame)
         indices = np.concatenate([self._tri[i] for i in order])
         if i420:
             return self._raster.draw_i420(pos, indices)
         return self._raster.draw(pos, indices)
+
+    def _set_face(self, frame: SkeletonFrame | None) -> None:
+        if self.face is None:
+            return
+        pose = face_pose(self.face, frame)
+        if pose.neutral:
+            self._raster.set_face(-1, {})  # exactly the undeformed texture
+        else:
+            self._raster.set_face(self._face_layer, shader_uniforms(self.face, pose), MOUTH_RGB)
 
     def render_frames(self, seq: SkeletonSequence, start: int = 0, end: int | None = None,
                       i420: bool = False) -> Iterator[np.ndarray]:

@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                             break
                         time.sleep(0.5)
                     summary["job_s"] = round(time.monotonic() - t1, 1)
+                    # What motion_render_workers_healthy reports behind Serve (its Healthz, per render address).
+                    summary["render_workers_healthy"] = server.render_health()
                     summary["state"] = gw.JobState.Name(job.state)
                     summary["error"] = job.error_message
                     if job.result.key:

@@ -47,6 +47,7 @@ def test_job_succeeds_through_ray_serve_ingress_with_unshared_network(
     assert lines, f"no summary (rc={proc.returncode})\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     summary = json.loads(lines[-1])
     assert summary["state"] == "JOB_STATE_SUCCEEDED", (summary, proc.stderr[-3000:])
+    assert summary["render_workers_healthy"] == 2, summary
     with av.open(summary["result_path"]) as c:
         frames = sum(1 for _ in c.decode(video=0))
     assert frames == 30
