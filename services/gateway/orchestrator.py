@@ -33,6 +33,7 @@ from motion.errors import (
     ResourceExhaustedError,
     UnavailableError,
 )
+from motion.fingerprint import stage_digest
 from motion.v1 import (
     common_pb2,
     pose_service_pb2,
@@ -540,17 +541,18 @@ class Orchestrator:
                              content_type="application/x-protobuf")
 
     def skeleton_cache_key(self, video_sha: str, opts: AnimateOptions) -> str:
-        return f"cache/skeletons/{video_sha}/{opts.pose_digest()}"
+        return f"cache/skeletons/{video_sha}/{opts.pose_digest()}-{stage_digest('pose')}"
 
     def rig_cache_key(self, image_sha: str, joints_sha: str = "") -> str:
-        return f"cache/rigs/{image_sha}" + (f"-{joints_sha[:16]}" if joints_sha else "")
+        return f"cache/rigs/{image_sha}-{stage_digest('rig')}" + (f"-{joints_sha[:16]}" if joints_sha else "")
 
     def segment_cache_key(
         self, rig: ObjectRef, skeleton: ObjectRef, opts: AnimateOptions, start: int, end: int
     ) -> str:
         render_part = render_options_pb(opts).SerializeToString(deterministic=True)
         digest = hashlib.sha256(
-            b"\x00".join([rig.key.encode(), skeleton.key.encode(), render_part, f"{start}:{end}".encode()])
+            b"\x00".join([rig.key.encode(), skeleton.key.encode(), render_part, f"{start}:{end}".encode(),
+                          stage_digest("render").encode()])
         ).hexdigest()
         return f"cache/segments/{digest[:2]}/{digest}"
 

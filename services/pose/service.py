@@ -18,6 +18,7 @@ import grpc
 import numpy as np
 
 from motion.errors import InputError, MotionError
+from motion.fingerprint import stage_digest
 from motion.skeleton import SkeletonFrame, SkeletonSequence
 from motion.storage import BaseStore
 from motion.telemetry import counter
@@ -82,7 +83,8 @@ def resolve_default_runtime(name: str | None = None) -> str:
 
 
 def skeleton_key(video_sha256: str, options_digest: str) -> str:
-    return f"{SKELETON_PREFIX}/{video_sha256}/{options_digest}.pb"
+    # The code digest keeps a new release of the pipeline from serving the old one's skeletons.
+    return f"{SKELETON_PREFIX}/{video_sha256}/{options_digest}-{stage_digest('pose')}.pb"
 
 
 @dataclass

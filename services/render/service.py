@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import grpc
 
 from motion.errors import InputError
+from motion.fingerprint import stage_digest
 from motion.rig import CharacterRig
 from motion.skeleton import SkeletonSequence
 from motion.storage import BaseStore
@@ -91,7 +92,7 @@ class RenderWorker:
                 joints_path = self.store.get_file(
                     joints_override, pathlib.Path(tmp) / f"joints{_suffix(joints_override, '.json')}")
                 override = hashlib.sha256(joints_path.read_bytes()).hexdigest()
-            index_key = f"{RIG_INDEX_PREFIX}/{image_sha}/{override}.json"
+            index_key = f"{RIG_INDEX_PREFIX}/{image_sha}/{override}-{stage_digest('rig')}.json"
             if self.store.exists(index_key):
                 doc = json.loads(self.store.get_bytes(index_key))
                 ref = self.store.stat(doc["key"])
@@ -136,7 +137,7 @@ class RenderWorker:
             raise InputError("render.frame_range", "empty or invalid frame range",
                              limit=f"0 <= start < {stop}", actual=[start, end])
         digest = hashlib.sha256(json.dumps({
-            "v": RENDER_VERSION, "rig": rig_ref.key, "skeleton": skeleton_ref.key,
+            "v": RENDER_VERSION, "code": stage_digest("render"), "rig": rig_ref.key, "skeleton": skeleton_ref.key,
             "options": options.SerializeToString(deterministic=True).hex()}, sort_keys=True).encode()).hexdigest()
         transparent = options.background.mode == render_service_pb2.BACKGROUND_MODE_TRANSPARENT
         ext = ".webm" if transparent else ".mp4"

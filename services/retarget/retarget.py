@@ -5,7 +5,9 @@ Stated policies:
 - **Bones**: directions come from the performer's 3D world landmarks (metres; the image landmarks when a
   sequence has no world points) projected orthographically onto the image plane; lengths come from the
   character. A bone of character length ``L`` whose performer direction leaves the image plane by angle
-  ``a`` is drawn ``L * cos(a)`` long (foreshortening); in-plane bones keep ``L`` exactly.
+  ``a`` is drawn ``L * cos(a)`` long (foreshortening); in-plane bones keep ``L`` exactly. The neck
+  (shoulder centre -> nose) takes its direction from the shoulder centre towards the ears' midpoint, since
+  the nose swings sideways when the head turns and a 2D character would show that as a head tilt.
 - **Root motion**: the performer's hip-centre motion in video pixels times the height ratio (character
   height measure / performer height measure, both spine + neck + thigh + shin in pixels; the performer's
   is the 90th percentile over the frames, i.e. standing upright), starting from the character's own hip
@@ -451,8 +453,12 @@ def retarget_with_report(performer: SkeletonSequence, rig: CharacterRig,
     hip_perf_px = _named(body_px[..., :2], HIP_CENTER)
     root = rig.joint(HIP_CENTER)[None, :] + (hip_perf_px - hip_perf_px[0]) * height_ratio
     placed: dict[str, np.ndarray] = {HIP_CENTER: root}
+    # The neck bone ends at the nose, but its direction comes from the midpoint of the ears: the nose swings
+    # sideways when the head turns (yaw), which on a 2D character would read as a strong head tilt.
+    ear_mid3 = (pts3[:, B.LEFT_EAR] + pts3[:, B.RIGHT_EAR]) / 2.0
     for parent, child, key in _CHAIN:
-        d3 = _named(pts3, child) - _named(pts3, parent)
+        target3 = ear_mid3 if key == "neck" else _named(pts3, child)
+        d3 = target3 - _named(pts3, parent)
         n = np.linalg.norm(d3, axis=1, keepdims=True)
         unit = np.divide(d3, n, out=np.zeros_like(d3), where=n > 1e-9)
         placed[child] = placed[parent] + char_len[key] * unit[:, :2]

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 
 from motion.errors import InputError
+from motion.fingerprint import stage_digest
 from motion.rig import CharacterRig
 from motion.skeleton import SkeletonSequence
 from motion.v1 import common_pb2, retarget_service_pb2, retarget_service_pb2_grpc
@@ -76,6 +77,7 @@ class RetargetWorker:
         rig_bytes = self.store.get_bytes(rig_ref)
         digest = hashlib.sha256(json.dumps({
             "skeleton": _sha(skeleton_ref, seq_bytes), "rig": _sha(rig_ref, rig_bytes), "options": options.digest(),
+            "code": stage_digest("retarget"),
         }, sort_keys=True).encode()).hexdigest()
         index_key = f"{RESULT_PREFIX}/by-input/{digest}.json"
         if self.store.exists(index_key):

@@ -43,7 +43,10 @@ def _bone_errors(seq: SkeletonSequence, rig: CharacterRig) -> tuple[float, float
             bone = rig.bone(name)
             assert bone is not None
             d2 = np.linalg.norm(_end(f.body[:, :2], child) - _end(f.body[:, :2], parent))
-            d3 = _end(f.world[:, :3], child) - _end(f.world[:, :3], parent)
+            end3 = _end(f.world[:, :3], child)
+            if name == "neck":  # the neck's direction is taken towards the ears' midpoint (head yaw safe)
+                end3 = (f.world[B.LEFT_EAR, :3] + f.world[B.RIGHT_EAR, :3]) / 2.0
+            d3 = end3 - _end(f.world[:, :3], parent)
             cos_out = float(np.linalg.norm(d3[:2]) / max(np.linalg.norm(d3), 1e-9))
             worst_fore = max(worst_fore, abs(d2 - bone.length_px * cos_out))
             worst_over = max(worst_over, d2 - bone.length_px)
