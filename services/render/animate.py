@@ -37,7 +37,8 @@ class AnimateOptions:
     sound: bool = True
     loop: bool = False
     joints: pathlib.Path | None = None  # manual joints file for the character
-    export_skeleton: pathlib.Path | None = None  # retargeted skeleton JSON
+    export_skeleton: pathlib.Path | None = None  # retargeted skeleton: BVH when the name ends in .bvh, else JSON
+    report: pathlib.Path | None = None  # per-job quality report JSON (motion.quality)
     preview: pathlib.Path | None = None  # small side-by-side MP4 (reference | render)
     contact_sheet: pathlib.Path | None = None  # PNG grid of rendered frames
     contact_sheet_frames: int = 12
@@ -119,14 +120,21 @@ def animate(image: str | pathlib.Path, video: str | pathlib.Path, out: str | pat
         if progress is not None:
             progress(name, done, total)
 
-    run = run_embedded(image, video, out, embedded_options(opts), joints=opts.joints, progress=stage_progress,
+    eopts = embedded_options(opts)
+    run = run_embedded(image, video, out, eopts, joints=opts.joints, progress=stage_progress,
                        model_dir=opts.model_dir)
     stage.update(run.stage_s)
     rig, seq = run.load_rig(), run.load_skeleton()
     warnings = list(run.run.warnings)
     extra: dict[str, str] = {}
     if opts.export_skeleton is not None:
-        seq.save_json(opts.export_skeleton)
+        with timed("export_skeleton"):
+            if opts.export_skeleton.suffix.lower() == ".bvh":
+                from motion.bvh import export_bvh
+
+                export_bvh(seq, opts.export_skeleton)
+            else:
+                seq.save_json(opts.export_skeleton)
         extra["skeleton"] = str(opts.export_skeleton)
     ropts = RenderOptions(resolution=opts.resolution, background=opts.background, width=opts.width,
                           height=opts.height)
@@ -139,12 +147,49 @@ def animate(image: str | pathlib.Path, video: str | pathlib.Path, out: str | pat
         with timed("preview"):
             write_preview(rig, seq, video, opts.preview, ropts, model)
         extra["preview"] = str(opts.preview)
+    if opts.report is not None:
+        with timed("report"):
+            write_quality_report(opts.report, run, video, eopts, rig, seq, stage, ignored, warnings,
+                                 {**extra, "output": str(out)})
+        extra["report"] = str(opts.report)
     wall = time.perf_counter() - start
     duration = len(seq.frames) / seq.fps if seq.fps > 0 else 0.0
     g = frame_geometry(rig.width, rig.height, ropts.resolution, ropts.width, ropts.height)
     w, h = g.width_px, g.height_px
     return AnimateResult(out, w, h, float(seq.fps), len(seq.frames), duration, stage, wall,
                          wall / duration if duration > 0 else math.inf, warnings, ignored, extra)
+
+
+def write_quality_report(path: pathlib.Path, run: Any, video: str | pathlib.Path, eopts: Any, rig: CharacterRig,
+                         seq: SkeletonSequence, stage_s: dict[str, float], ignored: list[str], warnings: list[str],
+                         extra: dict[str, str]) -> pathlib.Path:
+    """The per-job quality report (``motion.quality``) from what the run already made; no re-detection."""
+    from motion.quality import QualityReport, output_facts, rig_check, sha256_file, skeleton_facts
+    from services.gateway.orchestrator import Orchestrator
+    from services.retarget.retarget import RetargetOptions, retarget_with_report
+
+    report = QualityReport(trimmed_s=float(run.run.trimmed_s), ignored_options=list(ignored),
+                           warnings=list(warnings), stage_s=dict(stage_s), extra_outputs=dict(extra))
+    # The performer's skeleton is in the run's store under the orchestrator's cache key for this video.
+    index = Orchestrator(stages=None, store=run.store)  # type: ignore[arg-type]
+    ref = index._cache_get(index.skeleton_cache_key(sha256_file(video), eopts))
+    if ref is not None:
+        performer = SkeletonSequence.from_bytes(run.store.get_bytes(ref))
+        report.skeleton = skeleton_facts(performer)
+        # Retargeting is deterministic numpy: re-running it gives the foot-skate figures of the job's retarget.
+        rt = retarget_with_report(performer, rig, RetargetOptions(orientation=eopts.orientation, loop=eopts.loop,
+                                                                  pin_feet=eopts.pin_feet))
+        report.foot_skate_before_px = float(rt.foot_skate_before_px)
+        report.foot_skate_after_px = float(rt.foot_skate_after_px)
+        report.foot_contact_frames = int(rt.contact_frames)
+    else:
+        report.warnings.append("quality: the performer skeleton was not found in the store; detection figures "
+                               "are missing")
+    report.rig_bone_angle_error_deg, report.rig_check_frames = rig_check(rig, seq)
+    out = pathlib.Path(extra["output"])
+    if out.exists():
+        report.output = output_facts(out)
+    return report.save(path)
 
 
 class _Timer:

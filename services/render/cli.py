@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
+from typing import Any, TextIO
 
 from motion.cli import add_common_flags, emit
 
@@ -23,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--loop", action="store_true", help="blend the end into the start for seamless looping")
     p.add_argument("--joints", type=pathlib.Path, default=None,
                    help="manual character joints (our JSON or AnimatedDrawings char_cfg.yaml)")
-    p.add_argument("--export-skeleton", type=pathlib.Path, default=None, help="write the retargeted skeleton JSON")
+    p.add_argument("--export-skeleton", type=pathlib.Path, default=None,
+                   help="write the retargeted skeleton: BVH when the name ends in .bvh, JSON otherwise")
+    p.add_argument("--report", type=pathlib.Path, default=None, help="write the per-job quality report JSON")
     p.add_argument("--preview", type=pathlib.Path, default=None, help="write a small side-by-side preview MP4")
     p.add_argument("--contact-sheet", type=pathlib.Path, default=None, help="write a PNG grid of rendered frames")
     p.add_argument("--prompt", default="", help="accepted; ignored by the deterministic renderer")
@@ -45,20 +48,10 @@ def _cmd_animate(args: argparse.Namespace) -> int:
     opts = AnimateOptions(
         resolution=args.resolution, orientation=args.orientation, background=args.background,
         sound=not args.no_sound, loop=args.loop, joints=args.joints, export_skeleton=args.export_skeleton,
-        preview=args.preview, contact_sheet=args.contact_sheet, prompt=args.prompt,
+        report=args.report, preview=args.preview, contact_sheet=args.contact_sheet, prompt=args.prompt,
         negative_prompt=args.negative_prompt, cfg=args.cfg, model_dir=args.model_dir)
-    last = {"stage": ""}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if args.quiet or args.json:
-            return
-        if stage != last["stage"] or done == total or done % 30 == 0:
-            print(f"\r{stage}: {done}/{total}", end="", file=sys.stderr, flush=True)
-            last["stage"] = stage
-
-    res = animate(args.image, args.video, args.output, opts, progress=progress)
-    if not (args.quiet or args.json):
-        print(file=sys.stderr)
+    with StageProgress(enabled=not (args.quiet or args.json)) as progress:
+        res = animate(args.image, args.video, args.output, opts, progress=progress)
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in res.stage_s.items())
     human = (f"wrote {res.output} ({res.width_px}x{res.height_px}, {res.frames} frames at {res.fps:g} fps, "
              f"{res.duration_s:.2f} s) in {res.wall_s:.1f} s, real-time factor {res.real_time_factor:.2f}\n"
@@ -69,6 +62,57 @@ def _cmd_animate(args: argparse.Namespace) -> int:
         human += f"\nwarning: {w}"
     emit(args, res.to_dict(), human)
     return 0
+
+
+class StageProgress:
+    """Per-stage progress on stderr: a tqdm bar on a terminal; otherwise (logs, CI) one line per stage at most
+    every ~10 %, so a captured log stays short."""
+
+    def __init__(self, enabled: bool = True, stream: TextIO | None = None, step_fraction: float = 0.1) -> None:
+        self.enabled = enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.step_fraction = step_fraction
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._stage = ""
+        self._bar: Any = None
+        self._last_printed = -1.0
+
+    def __enter__(self) -> StageProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close_bar()
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        if stage != self._stage:
+            self._close_bar()
+            self._stage, self._last_printed = stage, -1.0
+            if self.tty:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=total, desc=stage, file=self.stream, unit="f" if total > 1 else "",
+                                 leave=True, dynamic_ncols=True)
+        if self._bar is not None:
+            if self._bar.total != total:
+                self._bar.total = total
+            self._bar.update(max(0, min(done, total) - self._bar.n))
+            return
+        fraction = min(done, total) / total
+        if self._last_printed >= 1.0:
+            return
+        if done >= total or self._last_printed < 0 or fraction - self._last_printed >= self.step_fraction - 1e-9:
+            # One line per stage start, every ~10 %, and at the end; single-step stages print only when done.
+            if total == 1 and done < total:
+                return
+            print(f"{stage}: {done}/{total} ({fraction:.0%})", file=self.stream, flush=True)
+            self._last_printed = fraction
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

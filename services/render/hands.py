@@ -8,7 +8,8 @@ rest bends: the hand's vertices are moved *in rest space* (forward kinematics do
 body skin deforms them, so the rigid hand transform then carries the bent fingers along.
 
 Only vertices of the hand's own arm layer near a finger move (skinning limited to the hand region), and
-only when the hand is big enough in the output (``MIN_HAND_LENGTH_PX``); otherwise the hand stays rigid.
+only when the hand is big enough in the output (``MIN_HAND_LENGTH_PX``) and drawn open (curled fingers
+cannot be unbent from a flat texture); otherwise the hand stays rigid.
 """
 
 from __future__ import annotations
@@ -21,11 +22,18 @@ from motion.skeleton import SkeletonFrame
 
 # Hands shorter than this in the output (wrist -> middle fingertip) keep the rigid hand.
 MIN_HAND_LENGTH_PX = 40.0
-# Bends further than this from the rest pose are clamped (a mis-detected landmark must not fold a finger back).
-MAX_BEND_RAD = np.radians(110.0)
+# Bends further than this from the rest pose are clamped per joint (a mis-detected landmark must not fold a
+# finger back; a flat texture cannot show a finger curled under the palm anyway, larger bends tore the
+# skin between neighbouring fingers into spikes on real photos).
+MAX_BEND_RAD = np.radians(35.0)
 # Skin blends between a finger bone and its parent over this fraction of the bone's length at the joint.
 JOINT_BLEND = 0.25
 MIN_HAND_SCORE = 0.3
+# Only an open drawn hand can be articulated: curled fingers overlap the palm in the image, and moving
+# them stretched the palm's texture into spikes (moore_aa__anyone-11's relaxed hands, rest bends mean
+# 23.8 / max 36.3 degrees). Limits on the character's rest bends of the four fingers' middle and end joints:
+MAX_REST_MEAN_BEND_RAD = np.radians(15.0)
+MAX_REST_BEND_RAD = np.radians(30.0)
 
 FINGERS: tuple[tuple[int, int, int, int], ...] = (
     (1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
@@ -95,6 +103,10 @@ def hand_rig(side: str, landmarks: np.ndarray | None, vertices: np.ndarray, cand
     length = float(np.hypot(*(p[12] - p[0])))
     if length * scale < MIN_HAND_LENGTH_PX:
         return None
+    rest_bends = bend_angles(p)
+    curl = np.abs(rest_bends[1:, 1:])
+    if float(curl.mean()) > MAX_REST_MEAN_BEND_RAD or float(curl.max()) > MAX_REST_BEND_RAD:
+        return None
     pts = vertices[candidates]
     # Finger width ~ a fifth of the palm's width (index MCP -> pinky MCP spans four fingers).
     radius = max(0.45 * float(np.hypot(*(p[17] - p[5]))), 2.0)
@@ -114,7 +126,7 @@ def hand_rig(side: str, landmarks: np.ndarray | None, vertices: np.ndarray, cand
     _, palm_d = _palm_distance(pts, p)
     own = (best_d <= radius) & (best_d < palm_d + 0.5 * radius) & (best_t > -JOINT_BLEND)
     blend = np.clip((best_t + JOINT_BLEND) / (2 * JOINT_BLEND), 0.0, 1.0)
-    return HandRig(side, p, bend_angles(p), candidates[own], best_bone[own], blend[own])
+    return HandRig(side, p, rest_bends, candidates[own], best_bone[own], blend[own])
 
 
 def _palm_distance(points: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

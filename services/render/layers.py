@@ -16,6 +16,7 @@ import numpy as np
 from motion.rig import CharacterRig
 from services.render.fill import decontaminate_edges, inpaint_rgb
 from services.render.mesh import Mesh, triangulate_mask
+from services.render.outline import outline_threshold
 from services.render.skin import (
     LIMB_ROOT_BONE,
     Bones,
@@ -73,6 +74,35 @@ def _part_radius(bones: Bones, joints: dict[str, np.ndarray], height_px: float) 
         Part.LEFT_LEG: max(0.28 * length("left_hip", "left_knee", 0.22 * height_px), 3.0),
         Part.RIGHT_LEG: max(0.28 * length("right_hip", "right_knee", 0.22 * height_px), 3.0),
     }
+
+
+# Line drawings: a limb's half-thickness measured in the mask may exceed the proportional guess by this factor.
+MAX_MEASURED_RADIUS = 2.5
+
+
+def _measured_radius(mask: np.ndarray, bones: Bones, radius: dict[Part, float]) -> dict[Part, float]:
+    """Limb half-thicknesses measured in the mask (distance to its edge along the middle of each limb
+    bone): a child's drawing has fat limbs far thicker than body proportions predict, and the part of a
+    fat leg beyond the proportional radius was left on the torso layer (a static 'panel' with the leg's
+    outer outline when the leg moved)."""
+    dist = cv2.distanceTransform((mask > 0).astype(np.uint8), cv2.DIST_L2, 5)
+    h, w = mask.shape[:2]
+    out = dict(radius)
+    for part in (Part.LEFT_ARM, Part.RIGHT_ARM, Part.LEFT_LEG, Part.RIGHT_LEG):
+        samples = []
+        for i, spec in enumerate(bones.specs):
+            if spec.part != part or spec.open_end:
+                continue
+            t = np.linspace(0.25, 0.75, 9)[:, None]
+            pts = bones.rest_parent[i] + t * (bones.rest_child[i] - bones.rest_parent[i])
+            x = np.clip(np.round(pts[:, 0]).astype(int), 0, w - 1)
+            y = np.clip(np.round(pts[:, 1]).astype(int), 0, h - 1)
+            samples.append(dist[y, x])
+        if samples:
+            # Not the maximum: where the limb touches the body the distance measures the body instead.
+            measured = float(np.percentile(np.concatenate(samples), 60))
+            out[part] = float(np.clip(measured, radius[part], MAX_MEASURED_RADIUS * radius[part]))
+    return out
 
 
 def label_parts(mask: np.ndarray, bones: Bones, radius: dict[Part, float],
@@ -155,6 +185,8 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
     spacing = spacing_px if spacing_px else max(4.0, height_px / 45.0)
     mask = rig.mask > 0
     radius = _part_radius(bones, joints, height_px)
+    if outline_threshold(rig.texture_rgba, rig.mask, has_face=rig.face is not None) is not None:
+        radius = _measured_radius(rig.mask, bones, radius)
     head = None
     if "nose" in joints and "shoulder_center" in joints:
         head = (joints["nose"], 0.8 * float(np.hypot(*(joints["nose"] - joints["shoulder_center"]))))

@@ -42,22 +42,35 @@ uniform vec3 u_mouth_rgb;
 in vec3 v_uv;
 out vec4 f_color;
 
-vec2 eye_warp(vec2 p, vec4 a, vec4 b) {
+vec4 fetch(vec2 p_px, float layer, vec2 gx, vec2 gy) {
+    return textureGrad(u_tex, vec3(p_px / u_tex_size, layer), gx, gy);
+}
+
+// A closing eye: the eye squashes toward its centre line and the band it leaves shows the skin just above
+// the region; the rim is feathered into the untouched texture and a lid line marks where the lids meet.
+bool eye_colour(vec2 p, vec4 a, vec4 b, float layer, vec2 gx, vec2 gy, out vec4 colour) {
+    colour = vec4(0.0);
     float k = b.z;
-    if (k <= 0.001) return p;
+    if (k <= 0.001) return false;
     vec2 u = a.zw;
     vec2 v = vec2(-u.y, u.x);
     vec2 d = p - a.xy;
     float s = dot(d, u);
     float t = dot(d, v);
     float q = s / b.x;
-    if (abs(q) >= 1.0) return p;
+    if (abs(q) >= 1.0) return false;
     float h = b.y * sqrt(1.0 - q * q);
-    if (abs(t) >= h) return p;
+    if (abs(t) >= h) return false;
     float f = 1.0 - k;
-    // The eye squashes toward its centre line; the band it leaves shows the skin above the region.
-    if (abs(t) < h * f) return a.xy + s * u + (t / f) * v;
-    return a.xy + s * u - (b.y + 1.0) * v;
+    vec4 c = abs(t) < h * f ? fetch(a.xy + s * u + (t / f) * v, layer, gx, gy)
+                            : fetch(a.xy + s * u - (b.y + 1.0) * v, layer, gx, gy);
+    float r = length(vec2(q, t / b.y));
+    c = mix(c, fetch(p, layer, gx, gy), smoothstep(0.75, 1.0, r));
+    float line = smoothstep(0.4, 1.0, k) * (1.0 - smoothstep(0.0, max(0.6, 0.12 * b.y), abs(abs(t) - h * f)))
+                 * (1.0 - q * q);
+    c.rgb *= 1.0 - 0.5 * line;
+    colour = c;
+    return true;
 }
 
 vec2 mouth_warp(vec2 p, vec4 a, vec4 b, out float dark) {
@@ -87,12 +100,33 @@ void main() {
         return;
     }
     vec2 p = v_uv.xy * u_tex_size;
+    vec4 c;
+    if (eye_colour(p, u_eye0_a, u_eye0_b, v_uv.z, gx, gy, c) || eye_colour(p, u_eye1_a, u_eye1_b, v_uv.z, gx, gy, c)) {
+        f_color = c;
+        return;
+    }
     float dark;
-    p = eye_warp(p, u_eye0_a, u_eye0_b);
-    p = eye_warp(p, u_eye1_a, u_eye1_b);
     p = mouth_warp(p, u_mouth_a, u_mouth_b, dark);
-    vec4 c = textureGrad(u_tex, vec3(p / u_tex_size, v_uv.z), gx, gy);
+    c = fetch(p, v_uv.z, gx, gy);
     f_color = mix(c, vec4(u_mouth_rgb, 1.0), dark * c.a);
+}
+"""
+# Outline pass (services/render/outline.py): only a layer's stroke texels (luma below u_outline_luma), faded
+# in over u_outline_soft, so overlapping limbs keep each other's outlines ("darkest wins" for strokes).
+_OUTLINE_FRAGMENT = """
+#version 330
+uniform sampler2DArray u_tex;
+uniform float u_outline_luma;
+uniform float u_outline_soft;
+in vec3 v_uv;
+out vec4 f_color;
+void main() {
+    vec4 c = texture(u_tex, v_uv);
+    if (c.a < 0.5) discard;
+    float l = dot(c.rgb / c.a, vec3(0.2126, 0.7152, 0.0722));
+    float w = clamp((u_outline_luma - l) / u_outline_soft, 0.0, 1.0);
+    if (w <= 0.0) discard;
+    f_color = c * w;
 }
 """
 # Straight-alpha output for transparent video: a second pass divides colour by alpha (on the GPU/llvmpipe
@@ -240,6 +274,10 @@ class Rasterizer:
             self._i420_vao = ctx.vertex_array(i420, [(ctx.buffer(quad.tobytes()), "2f", "in_pos")])
         self._vao: moderngl.VertexArray | None = None
         self._index_capacity = 0
+        self._outline_prog: moderngl.Program | None = None
+        self._outline_vao: moderngl.VertexArray | None = None
+        self._outline_index = ctx.buffer(reserve=4)
+        self._outline_capacity = 0
 
     def __enter__(self) -> Rasterizer:
         return self
@@ -264,6 +302,27 @@ class Rasterizer:
     def supports_i420(self) -> bool:
         return self._i420_fbo is not None
 
+    def set_outline(self, luma: float, soft: float) -> None:
+        """Enables the outline pass (draws given as ``outline_indices``) for strokes darker than ``luma``."""
+        if self._outline_prog is None:
+            self._outline_prog = self.ctx.program(vertex_shader=_VERTEX, fragment_shader=_OUTLINE_FRAGMENT)
+            self._outline_prog["u_size"].value = (float(self.width_px), float(self.height_px))  # type: ignore[union-attr]
+        self._outline_prog["u_outline_luma"].value = float(luma)  # type: ignore[union-attr]
+        self._outline_prog["u_outline_soft"].value = float(max(soft, 1e-3))  # type: ignore[union-attr]
+
+    def _draw_outline(self, indices: np.ndarray) -> None:
+        if self._outline_prog is None or not len(indices):
+            return
+        idx = np.ascontiguousarray(indices, dtype=np.int32).ravel()
+        if self._outline_vao is None or len(idx) * 4 > self._outline_capacity:
+            self._outline_capacity = max(len(idx) * 4, 4)
+            self._outline_index.orphan(self._outline_capacity)
+            self._outline_vao = self.ctx.vertex_array(
+                self._outline_prog, [(self._pos, "2f", "in_pos"), (self._static, "2f 1f", "in_uv", "in_layer")],
+                index_buffer=self._outline_index, index_element_size=4)
+        self._outline_index.write(idx.tobytes())
+        self._outline_vao.render(moderngl.TRIANGLES, vertices=len(idx))
+
     def set_face(self, layer: int, uniforms: dict[str, tuple[float, ...]],
                  mouth_rgb: tuple[float, float, float] = (0.16, 0.05, 0.06)) -> None:
         """Face warp for the next draws: on texture layer ``layer`` (-1: off) with ``uniforms`` from
@@ -274,11 +333,12 @@ class Rasterizer:
         for name in ("u_eye0_a", "u_eye0_b", "u_eye1_a", "u_eye1_b", "u_mouth_a", "u_mouth_b"):
             prog[name].value = tuple(float(x) for x in uniforms.get(name, (0.0, 0.0, 0.0, 0.0)))  # type: ignore[union-attr]
 
-    def draw_i420(self, positions_px: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    def draw_i420(self, positions_px: np.ndarray, indices: np.ndarray,
+                  outline_indices: np.ndarray | None = None) -> np.ndarray:
         """Renders one opaque frame and returns it as packed I420 (H * 3/2, W) uint8 (BT.709, limited)."""
         if self._i420_fbo is None or self._i420_vao is None:
             raise ValueError("I420 output needs an opaque frame with width % 2 == 0 and height % 4 == 0")
-        self._compose(positions_px, indices)
+        self._compose(positions_px, indices, outline_indices)
         ctx = self.ctx
         self._i420_fbo.use()
         ctx.disable(moderngl.BLEND)
@@ -287,10 +347,12 @@ class Rasterizer:
         data = self._i420_fbo.read(components=1, alignment=1)
         return np.frombuffer(data, dtype=np.uint8).reshape(self.height_px * 3 // 2, self.width_px)
 
-    def draw(self, positions_px: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    def draw(self, positions_px: np.ndarray, indices: np.ndarray,
+             outline_indices: np.ndarray | None = None) -> np.ndarray:
         """Renders one frame; triangles are drawn in ``indices`` order (back to front). Returns (H, W, 4)
-        uint8 RGBA (premultiplied, or straight with ``straight_alpha``), row 0 at the top."""
-        self._compose(positions_px, indices)
+        uint8 RGBA (premultiplied, or straight with ``straight_alpha``), row 0 at the top. ``outline_indices``:
+        triangles whose strokes are drawn again on top (see ``set_outline``)."""
+        self._compose(positions_px, indices, outline_indices)
         ctx = self.ctx
         if self._unpremul_vao is not None:
             self._final.use()
@@ -300,7 +362,8 @@ class Rasterizer:
         data = self._final.read(components=4, alignment=1)
         return np.frombuffer(data, dtype=np.uint8).reshape(self.height_px, self.width_px, 4)
 
-    def _compose(self, positions_px: np.ndarray, indices: np.ndarray) -> None:
+    def _compose(self, positions_px: np.ndarray, indices: np.ndarray,
+                 outline_indices: np.ndarray | None = None) -> None:
         """Background + layers into the (resolved) colour texture."""
         ctx = self.ctx
         self._pos.write(np.ascontiguousarray(positions_px, dtype=np.float32).tobytes())
@@ -321,5 +384,7 @@ class Rasterizer:
             self._bg_vao.render(moderngl.TRIANGLE_STRIP)
         self._tex.use(0)
         vao.render(moderngl.TRIANGLES, vertices=len(idx))
+        if outline_indices is not None:
+            self._draw_outline(outline_indices)
         if self._msaa is not self._resolved:
             ctx.copy_framebuffer(self._resolved, self._msaa)

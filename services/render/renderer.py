@@ -28,6 +28,7 @@ from services.render.encode import EncodeStats, encode_frames
 from services.render.face import MOUTH_RGB, FaceRig, face_pose, face_rig, shader_uniforms
 from services.render.hands import HandRig, articulate, hand_rig, target_hand
 from services.render.layers import RigModel, build_rig_model
+from services.render.outline import OUTLINE_SOFT, outline_threshold
 from services.render.raster import Rasterizer
 from services.render.skin import Part, Skin, bone_transforms, deform, frame_joints, swap_side
 
@@ -60,6 +61,7 @@ class RenderOptions:
     height: int = 0
     samples: int = 0  # MSAA samples (0: edges are anti-aliased by the textures' alpha alone)
     encoder: EncoderOptions | None = None
+    outlines: bool = True  # line drawings: front limbs' strokes stay on top (services/render/outline.py)
 
 
 def _name_index() -> dict[str, int]:
@@ -165,6 +167,12 @@ class Renderer:
                 hand = hand_rig(side, lm, self._rest, cand, self.geometry.scale)
                 if hand is not None and len(hand.vertex_index):
                     self.hands.append(hand)
+        # Line drawings keep every front limb's strokes on top (overlapping fat legs keep their outlines).
+        self.outline_luma = outline_threshold(rig.texture_rgba, rig.mask, has_face=rig.face is not None)
+        if not self.opts.outlines:
+            self.outline_luma = None
+        if self.outline_luma is not None:
+            self._raster.set_outline(self.outline_luma, OUTLINE_SOFT)
         self._cache_key: int | None = None
         self._src: list[int] = []
         self._depth = np.zeros((0, len(layers)))
@@ -227,9 +235,14 @@ class Renderer:
         order = self.draw_order(index if seq is not None else None)
         self._set_face(frame)
         indices = np.concatenate([self._tri[i] for i in order])
+        outline = None
+        if self.outline_luma is not None:
+            keys = self._depth[index] if seq is not None and index is not None and len(self._depth) else None
+            front = [i for i in order if self.parts[i] != Part.TORSO and (keys is None or keys[i] < 0)]
+            outline = np.concatenate([self._tri[i] for i in front]) if front else None
         if i420:
-            return self._raster.draw_i420(pos, indices)
-        return self._raster.draw(pos, indices)
+            return self._raster.draw_i420(pos, indices, outline)
+        return self._raster.draw(pos, indices, outline)
 
     def _set_face(self, frame: SkeletonFrame | None) -> None:
         if self.face is None:
