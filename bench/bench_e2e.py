@@ -1,6 +1,7 @@
 """End-to-end benchmark: `animate()` (the API behind `motionctl animate`) on a 10 s, 30 fps real video with a
 real character, at 720p and 1080p; prints the real-time factor (wall / video duration) and the per-stage
-split the orchestrator reports (pose, rig, retarget, render + encode, ...).
+split the orchestrator reports (pose (decode included), rig, retarget, render (encode included), join), plus
+the clip's decode cost measured alone (`decode_only`).
 
 The clip is cut from a real dance video of ../shared/data (first 10 s, resampled to 30 fps) into a temporary
 file. Each run gets a fresh local store (MOTION_STORE_URL), so the pose stage is never a cache hit. The machine
@@ -37,6 +38,17 @@ def make_clip(src: pathlib.Path, dst: pathlib.Path, seconds: float, fps: float =
         for fr in iter_frames(src, fps=fps, max_duration_s=seconds):
             writer.write(fr.rgb[:h, :w])
     return dst
+
+
+def decode_cost(clip: pathlib.Path) -> dict[str, float]:
+    """Decode + RGB conversion alone (the pose stage includes it; the orchestrator does not split it out)."""
+    from motion.media import iter_frames
+
+    t0, c0, n = time.perf_counter(), time.process_time(), 0
+    for _ in iter_frames(clip):
+        n += 1
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"frames": n, "wall_s": round(wall, 3), "cpu_ms_per_frame": round(1000 * cpu / max(n, 1), 2)}
 
 
 def _cpu_s() -> float:
@@ -93,6 +105,7 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         work = pathlib.Path(tmp)
         clip = make_clip(src, work / "clip.mp4", seconds)
+        out["decode_only"] = decode_cost(clip)
         for resolution in resolutions:
             out[resolution] = run_once(image, clip, resolution.strip(), work)
     return out

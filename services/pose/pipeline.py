@@ -75,9 +75,10 @@ class PoseOptions:
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
     max_duration_s: float = 0.0  # 0 = the whole video
-    # Per model. 1 is best here: the body and the three parts run in parallel threads, and XNNPACK's own
-    # worker threads on top of that only add spinning (measured ~5 ms more CPU a frame with 2 on 2 cores).
-    num_threads: int = 1
+    # XNNPACK threads per model. The body and the three parts already run in parallel threads, so 1 costs
+    # ~5 ms less CPU a frame (1080p, 2 cores); but on a machine shared with other work 2 gave ~10 % better
+    # wall time (more threads get more of the contended cores), so 2 stays the default.
+    num_threads: int = 2
     # Hands/face keep last frame's landmark-derived ROI without running hand_recrop / the face detector
     # while the result stays on the body's wrist/nose and passes RoiTracking's test (see _hand, _face).
     track_rois: bool = True
@@ -158,6 +159,26 @@ def sha256_file(path: str | pathlib.Path) -> str:
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -80, 80)))
+
+
+# uint8 crop -> float32 model input in one pass: bit-identical to `crop.astype(np.float32) * k` (or `/ 255`),
+# which makes two full-size temporaries (~0.6 ms vs ~0.04 ms for a 256x256 crop; five crops a frame).
+_INV_255 = np.float32(1.0 / 255.0)
+_TWO_255 = np.float32(2.0 / 255.0)
+
+
+def _unit(crop: np.ndarray) -> np.ndarray:
+    return np.multiply(crop, _INV_255, dtype=np.float32)
+
+
+def _unit_div(crop: np.ndarray) -> np.ndarray:
+    return np.divide(crop, np.float32(255.0), dtype=np.float32)
+
+
+def _signed(crop: np.ndarray) -> np.ndarray:
+    x = np.multiply(crop, _TWO_255, dtype=np.float32)
+    x -= np.float32(1.0)
+    return x
 
 
 def selfie_label_to_anatomical(p_left_selfie: float) -> str:
@@ -296,7 +317,7 @@ class PoseExtractor:
     def _detect(self, rgb: np.ndarray) -> list[g.Detection]:
         self.stats["detector_runs"] += 1
         img, lb = g.letterbox_image(rgb, 224)
-        x = img.astype(np.float32) * (2.0 / 255.0) - 1.0
+        x = _signed(img)
         boxes, scores = self._pose_det.run(x[None])
         dets = g.decode_detections(boxes[0], scores[0], _POSE_ANCHORS, 224, 4,
                                    self.options.min_detection_confidence)
@@ -333,7 +354,7 @@ class PoseExtractor:
 
     def _landmarks(self, rgb: np.ndarray, roi: g.Rect) -> _BodyResult | None:
         crop = roi.crop(rgb, 256, 256)
-        outs = self._pose_lm.run((crop.astype(np.float32) * (1.0 / 255.0))[None])
+        outs = self._pose_lm.run(_unit(crop)[None])
         raw, flag, _seg, heatmap, world_raw = (o[0] for o in outs)
         score = float(flag.reshape(-1)[0])
         if score < self.options.min_tracking_confidence:
@@ -391,7 +412,7 @@ class PoseExtractor:
                        g.rotation_from_points(wrist, middle, math.pi / 2)).transform(2.7, 2.7, shift_y=-0.1)
         crop = rough.crop(rgb, 256, 256)
         self._count("hand_recrop_runs")
-        (pts,) = self._recrop.run((crop.astype(np.float32) * (1.0 / 255.0))[None])
+        (pts,) = self._recrop.run(_unit(crop)[None])
         p = pts.reshape(2, 2) / 256.0
         p_img = rough.project(p)
         return g.alignment_rect(p_img[0], p_img[1], -math.pi / 2).transform(1.0, 1.0, shift_y=-0.1)
@@ -450,7 +471,7 @@ class PoseExtractor:
             return None
         crop = roi.crop(rgb, 224, 224)
         self._count("hand_landmark_runs")
-        raw, flag, handed, world_raw = (o[0] for o in self._hand_lm.run((crop.astype(np.float32) / 255.0)[None]))
+        raw, flag, handed, world_raw = (o[0] for o in self._hand_lm.run(_unit_div(crop)[None]))
         score = float(flag.reshape(-1)[0])
         if score < 0.5:
             return None
@@ -484,7 +505,7 @@ class PoseExtractor:
             return None
         crop = rough.crop(rgb, 128, 128, border_zero=True)
         self._count("face_detector_runs")
-        scores, boxes = self._face_det.run((crop.astype(np.float32) * (2.0 / 255.0) - 1.0)[None])
+        scores, boxes = self._face_det.run(_signed(crop)[None])
         dets = g.weighted_nms(g.decode_detections(boxes[0], scores[0], _FACE_ANCHORS, 128, 6, 0.5), 0.3)
         if not dets:
             return None
@@ -552,7 +573,7 @@ class PoseExtractor:
             return None
         crop = roi.crop(rgb, 192, 192)
         self._count("face_landmark_runs")
-        mesh, flag = self._face_lm.run((crop.astype(np.float32) / 255.0)[None])
+        mesh, flag = self._face_lm.run(_unit_div(crop)[None])
         score = float(_sigmoid(flag.reshape(-1))[0])
         if score < 0.5:
             return None

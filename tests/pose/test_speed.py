@@ -94,3 +94,14 @@ def test_make_clip_gives_30_fps_clip_of_requested_length_with_real_video(
     assert abs(info.fps - 30.0) < 0.01
     assert info.frame_count == 30
     assert info.width % 2 == 0 and info.height % 2 == 0
+
+
+def test_input_scaling_is_bit_identical_with_two_pass_conversion() -> None:
+    from services.pose.pipeline import _signed, _unit, _unit_div
+
+    crop = np.random.default_rng(3).integers(0, 256, size=(64, 48, 3), dtype=np.uint8)
+    crop[0, 0] = (0, 128, 255)
+    np.testing.assert_array_equal(_unit(crop), crop.astype(np.float32) * (1.0 / 255.0))
+    np.testing.assert_array_equal(_unit_div(crop), crop.astype(np.float32) / 255.0)
+    np.testing.assert_array_equal(_signed(crop), crop.astype(np.float32) * (2.0 / 255.0) - 1.0)
+    assert _signed(crop).dtype == np.float32 and float(_signed(crop)[0, 0, 2]) == 1.0
