@@ -71,3 +71,21 @@ def test_skeleton_envelope_drops_floor_with_feet_on_ground_slab() -> None:
     body = mask.copy()
     body[340:] = 0
     assert (out[body > 0] > 0).mean() > 0.97  # the body itself is kept
+
+
+def test_clean_texture_drops_wall_rim_with_generous_segmentation_mask() -> None:
+    """A mask 3 px wider than the figure (typical of segmentation) must not turn the wall into a halo."""
+    from services.render.character.mask import clean_texture
+
+    rgb = np.full((120, 120, 3), 250, np.uint8)  # light wall
+    figure = np.zeros((120, 120), np.uint8)
+    cv2.rectangle(figure, (40, 20), (80, 100), 255, -1)
+    rgb[figure > 0] = (60, 80, 110)  # denim
+    mask = cv2.dilate(figure, np.ones((7, 7), np.uint8))
+    background = np.full_like(rgb, 250)
+    tex = clean_texture(rgb, mask, None, background)
+    rim = (mask > 0) & (cv2.dilate(figure, np.ones((3, 3), np.uint8)) == 0)
+    assert rim.any()
+    assert float(tex[..., 3][rim].mean()) < 40.0, "the wall caught by the mask stays (partly) opaque"
+    inner = cv2.erode(figure, np.ones((5, 5), np.uint8)) > 0
+    assert int(tex[..., 3][inner].min()) == 255

@@ -258,10 +258,23 @@ def clean_texture(rgb: np.ndarray, mask: np.ndarray, alpha: np.ndarray | None = 
         colour[grow] = num[grow] / den[grow][:, None]
         out[grow] = colour[grow]
         known[grow] = 1.0
+    out_u8 = np.clip(out, 0, 255).astype(np.uint8)
     if alpha is None:
+        cover = m.astype(np.float32)
+        if background is not None:
+            # Edge matting: a band pixel C between the character colour F (pushed outward above) and the
+            # background B behind it is covered by alpha ~ |C - B| / |F - B|. Without it the wall or paper
+            # caught by the mask turns into an opaque rim of edge colour: a grey halo once scaled up.
+            f_lab = cv2.cvtColor(out_u8, cv2.COLOR_RGB2LAB).astype(np.float32)
+            d_cb = np.linalg.norm(lab - bg_lab, axis=2)
+            d_fb = np.linalg.norm(f_lab - bg_lab, axis=2)
+            est = np.clip(d_cb / np.maximum(d_fb, 1.0), 0.0, 1.0)
+            # Where the character's own colour is close to the background nothing can be told apart: keep.
+            est[d_fb < background_delta] = 1.0
+            cover = np.where(band, np.minimum(cover, est), cover)
         # A 1 px feather so the cut-out's outline is anti-aliased.
-        alpha = cv2.GaussianBlur(mask, (3, 3), 0.7)
-    return np.dstack([np.clip(out, 0, 255).astype(np.uint8), alpha.astype(np.uint8)])
+        alpha = cv2.GaussianBlur(np.clip(cover * 255.0 + 0.5, 0, 255).astype(np.uint8), (3, 3), 0.7)
+    return np.dstack([out_u8, alpha.astype(np.uint8)])
 
 
 def fill_background(rgb: np.ndarray, mask: np.ndarray, dilate_px: int = 7, work_side_px: int = 512) -> np.ndarray:
