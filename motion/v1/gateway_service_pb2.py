@@ -27,31 +27,31 @@ from motion.v1 import common_pb2 as motion_dot_v1_dot_common__pb2
 from motion.v1 import render_service_pb2 as motion_dot_v1_dot_render__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmotion/v1/gateway_service.proto\x12\tmotion.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16motion/v1/common.proto\x1a\x1emotion/v1/render_service.proto\"\xb2\x02\n\nJobOptions\x12+\n\x0borientation\x18\x01 \x01(\x0e\x32\x16.motion.v1.Orientation\x12)\n\nresolution\x18\x02 \x01(\x0e\x32\x15.motion.v1.Resolution\x12)\n\nbackground\x18\x03 \x01(\x0b\x32\x15.motion.v1.Background\x12\x1b\n\x13keep_original_sound\x18\x04 \x01(\x08\x12\x0c\n\x04loop\x18\x05 \x01(\x08\x12\x0e\n\x06prompt\x18\x06 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x07 \x01(\t\x12\x11\n\tcfg_scale\x18\x08 \x01(\x02\x12\x10\n\x08track_id\x18\t \x01(\x05\x12\x17\n\x0f\x65xport_skeleton\x18\n \x01(\x08\x12\x0f\n\x07preview\x18\x0b \x01(\x08\"\x8b\x05\n\x03Job\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\"\n\x05state\x18\x04 \x01(\x0e\x32\x13.motion.v1.JobState\x12&\n\x07options\x18\x05 \x01(\x0b\x32\x15.motion.v1.JobOptions\x12#\n\x05image\x18\x06 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12#\n\x05video\x18\x07 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12$\n\x06result\x18\x08 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12\x14\n\x0c\x64ownload_url\x18\t \x01(\t\x12\x38\n\x14\x64ownload_url_expires\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x08progress\x18\x0b \x01(\x0b\x32\x13.motion.v1.Progress\x12\x12\n\nerror_code\x18\x0c \x01(\t\x12\x15\n\rerror_message\x18\r \x01(\t\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttrimmed_s\x18\x10 \x01(\x01\x12\x10\n\x08warnings\x18\x11 \x03(\t\x12\x17\n\x0fignored_options\x18\x12 \x03(\t\x12-\n\x0fskeleton_export\x18\x13 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12%\n\x07preview\x18\x14 \x01(\x0b\x32\x14.motion.v1.ObjectRef\"\xf0\x01\n\x10\x43reateJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12#\n\x05image\x18\x02 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12#\n\x05video\x18\x03 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12\x12\n\nimage_data\x18\x04 \x01(\x0c\x12\x16\n\x0eimage_filename\x18\x05 \x01(\t\x12\x12\n\nvideo_data\x18\x06 \x01(\x0c\x12\x16\n\x0evideo_filename\x18\x07 \x01(\t\x12&\n\x07options\x18\x08 \x01(\x0b\x32\x15.motion.v1.JobOptions\"\x1d\n\rGetJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1f\n\x0fWatchJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\" \n\x10\x43\x61ncelJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\\\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.motion.v1.JobState\"I\n\x10ListJobsResponse\x12\x1c\n\x04jobs\x18\x01 \x03(\x0b\x32\x0e.motion.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x32\xb7\x02\n\x0eGatewayService\x12\x38\n\tCreateJob\x12\x1b.motion.v1.CreateJobRequest\x1a\x0e.motion.v1.Job\x12\x32\n\x06GetJob\x12\x18.motion.v1.GetJobRequest\x1a\x0e.motion.v1.Job\x12\x38\n\x08WatchJob\x12\x1a.motion.v1.WatchJobRequest\x1a\x0e.motion.v1.Job0\x01\x12\x38\n\tCancelJob\x12\x1b.motion.v1.CancelJobRequest\x1a\x0e.motion.v1.Job\x12\x43\n\x08ListJobs\x12\x1a.motion.v1.ListJobsRequest\x1a\x1b.motion.v1.ListJobsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmotion/v1/gateway_service.proto\x12\tmotion.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16motion/v1/common.proto\x1a\x1emotion/v1/render_service.proto\"\xb2\x02\n\nJobOptions\x12+\n\x0borientation\x18\x01 \x01(\x0e\x32\x16.motion.v1.Orientation\x12)\n\nresolution\x18\x02 \x01(\x0e\x32\x15.motion.v1.Resolution\x12)\n\nbackground\x18\x03 \x01(\x0b\x32\x15.motion.v1.Background\x12\x1b\n\x13keep_original_sound\x18\x04 \x01(\x08\x12\x0c\n\x04loop\x18\x05 \x01(\x08\x12\x0e\n\x06prompt\x18\x06 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x07 \x01(\t\x12\x11\n\tcfg_scale\x18\x08 \x01(\x02\x12\x10\n\x08track_id\x18\t \x01(\x05\x12\x17\n\x0f\x65xport_skeleton\x18\n \x01(\x08\x12\x0f\n\x07preview\x18\x0b \x01(\x08\"\xa6\x06\n\x03Job\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\"\n\x05state\x18\x04 \x01(\x0e\x32\x13.motion.v1.JobState\x12&\n\x07options\x18\x05 \x01(\x0b\x32\x15.motion.v1.JobOptions\x12#\n\x05image\x18\x06 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12#\n\x05video\x18\x07 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12$\n\x06result\x18\x08 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12\x14\n\x0c\x64ownload_url\x18\t \x01(\t\x12\x38\n\x14\x64ownload_url_expires\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x08progress\x18\x0b \x01(\x0b\x32\x13.motion.v1.Progress\x12\x12\n\nerror_code\x18\x0c \x01(\t\x12\x15\n\rerror_message\x18\r \x01(\t\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttrimmed_s\x18\x10 \x01(\x01\x12\x10\n\x08warnings\x18\x11 \x03(\t\x12\x17\n\x0fignored_options\x18\x12 \x03(\t\x12-\n\x0fskeleton_export\x18\x13 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12%\n\x07preview\x18\x14 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12\x1b\n\x13skeleton_export_url\x18\x15 \x01(\t\x12\x13\n\x0bpreview_url\x18\x16 \x01(\t\x12$\n\x06report\x18\x17 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12\x12\n\nreport_url\x18\x18 \x01(\t\x12-\n\x0fjoints_override\x18\x19 \x01(\x0b\x32\x14.motion.v1.ObjectRef\"\xb4\x02\n\x10\x43reateJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12#\n\x05image\x18\x02 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12#\n\x05video\x18\x03 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12\x12\n\nimage_data\x18\x04 \x01(\x0c\x12\x16\n\x0eimage_filename\x18\x05 \x01(\t\x12\x12\n\nvideo_data\x18\x06 \x01(\x0c\x12\x16\n\x0evideo_filename\x18\x07 \x01(\t\x12&\n\x07options\x18\x08 \x01(\x0b\x32\x15.motion.v1.JobOptions\x12-\n\x0fjoints_override\x18\t \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12\x13\n\x0bjoints_data\x18\n \x01(\x0c\"\x1d\n\rGetJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1f\n\x0fWatchJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\" \n\x10\x43\x61ncelJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\\\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.motion.v1.JobState\"I\n\x10ListJobsResponse\x12\x1c\n\x04jobs\x18\x01 \x03(\x0b\x32\x0e.motion.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x32\xb7\x02\n\x0eGatewayService\x12\x38\n\tCreateJob\x12\x1b.motion.v1.CreateJobRequest\x1a\x0e.motion.v1.Job\x12\x32\n\x06GetJob\x12\x18.motion.v1.GetJobRequest\x1a\x0e.motion.v1.Job\x12\x38\n\x08WatchJob\x12\x1a.motion.v1.WatchJobRequest\x1a\x0e.motion.v1.Job0\x01\x12\x38\n\tCancelJob\x12\x1b.motion.v1.CancelJobRequest\x1a\x0e.motion.v1.Job\x12\x43\n\x08ListJobs\x12\x1a.motion.v1.ListJobsRequest\x1a\x1b.motion.v1.ListJobsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'motion.v1.gateway_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=1609
-  _globals['_JOBSTATE']._serialized_end=1763
+  _globals['_JOBSTATE']._serialized_start=1832
+  _globals['_JOBSTATE']._serialized_end=1986
   _globals['_JOBOPTIONS']._serialized_start=136
   _globals['_JOBOPTIONS']._serialized_end=442
   _globals['_JOB']._serialized_start=445
-  _globals['_JOB']._serialized_end=1096
-  _globals['_CREATEJOBREQUEST']._serialized_start=1099
-  _globals['_CREATEJOBREQUEST']._serialized_end=1339
-  _globals['_GETJOBREQUEST']._serialized_start=1341
-  _globals['_GETJOBREQUEST']._serialized_end=1370
-  _globals['_WATCHJOBREQUEST']._serialized_start=1372
-  _globals['_WATCHJOBREQUEST']._serialized_end=1403
-  _globals['_CANCELJOBREQUEST']._serialized_start=1405
-  _globals['_CANCELJOBREQUEST']._serialized_end=1437
-  _globals['_LISTJOBSREQUEST']._serialized_start=1439
-  _globals['_LISTJOBSREQUEST']._serialized_end=1531
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1533
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1606
-  _globals['_GATEWAYSERVICE']._serialized_start=1766
-  _globals['_GATEWAYSERVICE']._serialized_end=2077
+  _globals['_JOB']._serialized_end=1251
+  _globals['_CREATEJOBREQUEST']._serialized_start=1254
+  _globals['_CREATEJOBREQUEST']._serialized_end=1562
+  _globals['_GETJOBREQUEST']._serialized_start=1564
+  _globals['_GETJOBREQUEST']._serialized_end=1593
+  _globals['_WATCHJOBREQUEST']._serialized_start=1595
+  _globals['_WATCHJOBREQUEST']._serialized_end=1626
+  _globals['_CANCELJOBREQUEST']._serialized_start=1628
+  _globals['_CANCELJOBREQUEST']._serialized_end=1660
+  _globals['_LISTJOBSREQUEST']._serialized_start=1662
+  _globals['_LISTJOBSREQUEST']._serialized_end=1754
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1756
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1829
+  _globals['_GATEWAYSERVICE']._serialized_start=1989
+  _globals['_GATEWAYSERVICE']._serialized_end=2300
 # @@protoc_insertion_point(module_scope)

@@ -54,7 +54,7 @@ class JobOptions(_message.Message):
     def __init__(self, orientation: _Optional[_Union[_common_pb2.Orientation, str]] = ..., resolution: _Optional[_Union[_common_pb2.Resolution, str]] = ..., background: _Optional[_Union[_render_service_pb2.Background, _Mapping]] = ..., keep_original_sound: _Optional[bool] = ..., loop: _Optional[bool] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., cfg_scale: _Optional[float] = ..., track_id: _Optional[int] = ..., export_skeleton: _Optional[bool] = ..., preview: _Optional[bool] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("name", "request_id", "tenant", "state", "options", "image", "video", "result", "download_url", "download_url_expires", "progress", "error_code", "error_message", "create_time", "update_time", "trimmed_s", "warnings", "ignored_options", "skeleton_export", "preview")
+    __slots__ = ("name", "request_id", "tenant", "state", "options", "image", "video", "result", "download_url", "download_url_expires", "progress", "error_code", "error_message", "create_time", "update_time", "trimmed_s", "warnings", "ignored_options", "skeleton_export", "preview", "skeleton_export_url", "preview_url", "report", "report_url", "joints_override")
     NAME_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,11 @@ class Job(_message.Message):
     IGNORED_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     SKELETON_EXPORT_FIELD_NUMBER: _ClassVar[int]
     PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    SKELETON_EXPORT_URL_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_URL_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    REPORT_URL_FIELD_NUMBER: _ClassVar[int]
+    JOINTS_OVERRIDE_FIELD_NUMBER: _ClassVar[int]
     name: str
     request_id: str
     tenant: str
@@ -95,10 +100,15 @@ class Job(_message.Message):
     ignored_options: _containers.RepeatedScalarFieldContainer[str]
     skeleton_export: _common_pb2.ObjectRef
     preview: _common_pb2.ObjectRef
-    def __init__(self, name: _Optional[str] = ..., request_id: _Optional[str] = ..., tenant: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ..., image: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., video: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., download_url: _Optional[str] = ..., download_url_expires: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[_common_pb2.Progress, _Mapping]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trimmed_s: _Optional[float] = ..., warnings: _Optional[_Iterable[str]] = ..., ignored_options: _Optional[_Iterable[str]] = ..., skeleton_export: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., preview: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ...) -> None: ...
+    skeleton_export_url: str
+    preview_url: str
+    report: _common_pb2.ObjectRef
+    report_url: str
+    joints_override: _common_pb2.ObjectRef
+    def __init__(self, name: _Optional[str] = ..., request_id: _Optional[str] = ..., tenant: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ..., image: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., video: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., download_url: _Optional[str] = ..., download_url_expires: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[_common_pb2.Progress, _Mapping]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trimmed_s: _Optional[float] = ..., warnings: _Optional[_Iterable[str]] = ..., ignored_options: _Optional[_Iterable[str]] = ..., skeleton_export: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., preview: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., skeleton_export_url: _Optional[str] = ..., preview_url: _Optional[str] = ..., report: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., report_url: _Optional[str] = ..., joints_override: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ...) -> None: ...
 
 class CreateJobRequest(_message.Message):
-    __slots__ = ("request_id", "image", "video", "image_data", "image_filename", "video_data", "video_filename", "options")
+    __slots__ = ("request_id", "image", "video", "image_data", "image_filename", "video_data", "video_filename", "options", "joints_override", "joints_data")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +117,8 @@ class CreateJobRequest(_message.Message):
     VIDEO_DATA_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FILENAME_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    JOINTS_OVERRIDE_FIELD_NUMBER: _ClassVar[int]
+    JOINTS_DATA_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     image: _common_pb2.ObjectRef
     video: _common_pb2.ObjectRef
@@ -115,7 +127,9 @@ class CreateJobRequest(_message.Message):
     video_data: bytes
     video_filename: str
     options: JobOptions
-    def __init__(self, request_id: _Optional[str] = ..., image: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., video: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., image_data: _Optional[bytes] = ..., image_filename: _Optional[str] = ..., video_data: _Optional[bytes] = ..., video_filename: _Optional[str] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ...) -> None: ...
+    joints_override: _common_pb2.ObjectRef
+    joints_data: bytes
+    def __init__(self, request_id: _Optional[str] = ..., image: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., video: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., image_data: _Optional[bytes] = ..., image_filename: _Optional[str] = ..., video_data: _Optional[bytes] = ..., video_filename: _Optional[str] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ..., joints_override: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., joints_data: _Optional[bytes] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("name",)

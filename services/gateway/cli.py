@@ -60,6 +60,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--negative-prompt", default="")
     s.add_argument("--cfg-scale", type=float, default=0.0)
     s.add_argument("--track-id", type=int, default=0)
+    s.add_argument("--joints", type=pathlib.Path, default=None,
+                   help="manual character joints (our JSON or AnimatedDrawings char_cfg.yaml)")
+    s.add_argument("--export-skeleton", action="store_true", help="also store the retargeted skeleton (protobuf)")
+    s.add_argument("--preview", action="store_true", help="also store a side-by-side preview MP4")
     s.add_argument("--request-id", default=None, help="idempotency key (default: a new one)")
     s.add_argument("--wait", action="store_true", help="watch until the job ends")
     s.add_argument("-o", "--output", type=pathlib.Path, default=None, help="with --wait: download the result here")
@@ -175,6 +179,10 @@ def job_summary(job: gw.Job) -> dict[str, Any]:
         out["result"] = job.result.key
         out["download_url"] = job.download_url
         out["download_url_expires"] = job.download_url_expires.ToJsonString()
+    for ref_field, url_field in (("skeleton_export", "skeleton_export_url"), ("preview", "preview_url"),
+                                 ("report", "report_url")):
+        if getattr(job, ref_field).key:
+            out[url_field] = getattr(job, url_field)
     if job.error_code:
         out["error"] = f"{job.error_code}: {job.error_message}"
     if job.trimmed_s:
@@ -201,11 +209,12 @@ def _options(args: argparse.Namespace) -> gw.JobOptions:
         resolution=common_pb2.RESOLUTION_1080P if args.resolution == "1080p" else common_pb2.RESOLUTION_720P,
         background=bg, keep_original_sound=not args.no_sound, loop=args.loop, prompt=args.prompt,
         negative_prompt=args.negative_prompt, cfg_scale=args.cfg_scale, track_id=args.track_id,
+        export_skeleton=args.export_skeleton, preview=args.preview,
     )
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    for path in (args.image, args.video):
+    for path in (args.image, args.video, *([args.joints] if args.joints is not None else [])):
         if not path.is_file():
             raise InputError("request.file_missing", "no such file", actual=str(path))
     req = gw.CreateJobRequest(
@@ -213,6 +222,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         image_data=args.image.read_bytes(), image_filename=args.image.name,
         video_data=args.video.read_bytes(), video_filename=args.video.name,
         options=_options(args),
+        joints_data=args.joints.read_bytes() if args.joints is not None else b"",
     )
     with _client(args) as client:
         job = client.create(req)
@@ -229,7 +239,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 def _human(job: gw.Job) -> str:
     s = job_summary(job)
     lines = [f"{s['name']}: {s['state']}"]
-    for k in ("result", "download_url", "download_url_expires", "error", "trimmed_s", "warnings", "ignored_options"):
+    for k in ("result", "download_url", "download_url_expires", "error", "trimmed_s", "warnings", "ignored_options",
+              "skeleton_export_url", "preview_url", "report_url"):
         if k in s:
             lines.append(f"  {k}: {s[k]}")
     return "\n".join(lines)

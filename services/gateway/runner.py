@@ -30,6 +30,14 @@ def now_ts() -> timestamp_pb2.Timestamp:
     return ts
 
 
+def _rig_check_frames() -> int:
+    try:
+        import services.render.layers  # noqa: F401 - only probing that the render code is importable
+    except ImportError:
+        return 0
+    return 6
+
+
 def cancel_key(tenant: str, job_id: str) -> str:
     return f"cancel/{tenant}/{job_id}"
 
@@ -50,7 +58,7 @@ def options_from_job(job: gw.Job) -> AnimateOptions:
         resolution="1080p" if o.resolution == common_pb2.RESOLUTION_1080P else "720p",
         background=background, background_image=bg_image, keep_original_sound=o.keep_original_sound,
         loop=o.loop, track_id=o.track_id, prompt=o.prompt, negative_prompt=o.negative_prompt,
-        cfg_scale=o.cfg_scale, export_skeleton=o.export_skeleton,
+        cfg_scale=o.cfg_scale, export_skeleton=o.export_skeleton, joints_override=job.joints_override.key,
     )
 
 
@@ -291,7 +299,79 @@ class JobRunner:
         job.ignored_options.extend(result.ignored_options)
         if result.skeleton_export is not None:
             job.skeleton_export.CopyFrom(result.skeleton_export)
+        if job.options.preview:
+            preview = self._write_preview(job, result, opts)
+            if preview is not None:
+                job.preview.CopyFrom(preview)
+            else:
+                job.warnings.append("preview: could not be made on this gateway (see its log)")
+        report = self._write_report(job, result, opts)
+        if report is not None:
+            job.report.CopyFrom(report)
         self._finish(running, job, gw.JOB_STATE_SUCCEEDED)
+
+    def _write_preview(self, job: gw.Job, result: Any, opts: AnimateOptions) -> common_pb2.ObjectRef | None:
+        """The side-by-side preview MP4 (reference | render, 360 px high), rendered here with the render code."""
+        import pathlib
+        import tempfile
+
+        from motion.rig import CharacterRig
+        from motion.skeleton import SkeletonSequence
+
+        try:
+            from services.render.animate import write_preview
+            from services.render.renderer import RenderOptions
+
+            rig = CharacterRig.load(self.store, result.rig)
+            seq = SkeletonSequence.from_bytes(self.store.get_bytes(result.retargeted))
+            # A preview is an MP4 for a quick look: picture and transparent backgrounds show the kept one.
+            background = opts.background if opts.background.startswith(("keep", "solid:")) else "keep"
+            with tempfile.TemporaryDirectory(prefix="motion-preview-") as tmp_s:
+                tmp = pathlib.Path(tmp_s)
+                video = self.store.get_file(job.video, tmp / ("reference" + pathlib.Path(job.video.key).suffix))
+                out = write_preview(rig, seq, video, tmp / "preview.mp4",
+                                    RenderOptions(resolution=opts.resolution, background=background))
+                tenant, job_id = job.tenant, job.name.split("/", 1)[1]
+                ref: common_pb2.ObjectRef = self.store.put_file(f"previews/{tenant}/{job_id}.mp4", out,
+                                                                content_type="video/mp4")
+                return ref
+        except Exception:
+            log.warning("preview failed", exc_info=True, extra={"job_id": job.name})
+            return None
+
+    def _write_report(self, job: gw.Job, result: Any, opts: AnimateOptions) -> common_pb2.ObjectRef | None:
+        """Stores the job's quality report (motion.quality) next to its result; a failure here only warns."""
+        import pathlib
+        import tempfile
+
+        from motion.quality import build_report
+        from motion.rig import CharacterRig
+        from motion.skeleton import SkeletonSequence
+        from services.gateway.orchestrator import _sha256_of
+
+        try:
+            index = self.orchestrator
+            ref = index._cache_get(index.skeleton_cache_key(_sha256_of(self.store, job.video), opts))
+            performer = SkeletonSequence.from_bytes(self.store.get_bytes(ref)) if ref is not None else None
+            rig = CharacterRig.load(self.store, result.rig)
+            retargeted = SkeletonSequence.from_bytes(self.store.get_bytes(result.retargeted))
+            with tempfile.TemporaryDirectory(prefix="motion-report-") as tmp:
+                out = self.store.get_file(result.result, pathlib.Path(tmp) / ("result" + pathlib.Path(
+                    result.result.key).suffix))
+                # The rig check needs the render code; the gateway image may not carry it (it only warns then).
+                report = build_report(performer=performer, rig=rig, retargeted=retargeted, output=out,
+                                      orientation=opts.orientation, loop=opts.loop, pin_feet=opts.pin_feet,
+                                      trimmed_s=result.trimmed_s, ignored_options=list(result.ignored_options),
+                                      warnings=list(result.warnings), rig_check_frames=_rig_check_frames())
+            if report.output is not None:
+                report.output.path = result.result.key
+            tenant, job_id = job.tenant, job.name.split("/", 1)[1]
+            ref_out: common_pb2.ObjectRef = self.store.put_bytes(
+                f"reports/{tenant}/{job_id}.json", report.to_json().encode(), content_type="application/json")
+            return ref_out
+        except Exception:
+            log.warning("quality report failed", exc_info=True, extra={"job_id": job.name})
+            return None
 
     def _save(self, running: _Running, job: gw.Job) -> None:
         if running.lost.is_set():

@@ -34,6 +34,7 @@ log = logging.getLogger("motion.gateway.service")
 
 IMAGE_MAX_BYTES = 10 * 1024 * 1024
 VIDEO_MAX_BYTES = 50 * 1024 * 1024
+JOINTS_MAX_BYTES = 1024 * 1024  # a joints file is a few hundred bytes; this only bounds abuse
 # Room for both inline uploads at their limits plus the rest of the request.
 MAX_REQUEST_BYTES = IMAGE_MAX_BYTES + VIDEO_MAX_BYTES + 1024 * 1024
 PROMPT_MAX_CHARS = 2500
@@ -123,7 +124,42 @@ class GatewayService(gw_grpc.GatewayServiceServicer):
             expires = timestamp_pb2.Timestamp()
             expires.FromSeconds(int(time.time()) + ttl)
             job.download_url_expires.CopyFrom(expires)
+            # Extra outputs share the result's expiry.
+            for ref_field, url_field in (("skeleton_export", "skeleton_export_url"), ("preview", "preview_url"),
+                                         ("report", "report_url")):
+                ref = getattr(job, ref_field)
+                if job.HasField(ref_field) and ref.key:
+                    setattr(job, url_field, self.store.presign_get(ref, expires_s=ttl))
         return job
+
+    def _joints(self, tenant: str, request: gw.CreateJobRequest, tmp: pathlib.Path) -> common_pb2.ObjectRef | None:
+        """Stores (or checks) the job's manual character joints, parsed against the character image."""
+        from motion.media import validate_image
+        from services.render.character.joints import load_joints_file
+
+        if request.joints_data:
+            data = bytes(request.joints_data)
+        elif request.joints_override.key:
+            key = request.joints_override.key
+            other_upload = key.startswith("uploads/") and not key.startswith(f"uploads/{tenant}/")
+            if key.startswith(_PRIVATE_PREFIXES) or other_upload or not self.store.exists(key):
+                raise InputError("joints.ref", "joints reference does not exist", actual=key)
+            data = self.store.get_bytes(key, max_bytes=JOINTS_MAX_BYTES)
+        else:
+            return None
+        if len(data) > JOINTS_MAX_BYTES:
+            raise TooLargeError("joints.max_bytes", "joints file is too large", limit=JOINTS_MAX_BYTES,
+                                actual=len(data))
+        # Our format is JSON; anything else is read as an AnimatedDrawings char_cfg.yaml.
+        ext = ".json" if data.lstrip()[:1] == b"{" else ".yaml"
+        path = tmp / f"joints{ext}"
+        path.write_bytes(data)
+        images = sorted(tmp.glob("image.*"))
+        if images:
+            # Fails early (INVALID_ARGUMENT with the loader's rule) instead of failing the job later.
+            info = validate_image(images[0])
+            load_joints_file(path, info.width, info.height)
+        return self.store.put_content_addressed(data, f"uploads/{tenant}", ext, "")
 
     def _store_upload(self, tenant: str, data: bytes, filename: str, kind: str, tmp: pathlib.Path) -> common_pb2.ObjectRef:
         from motion.media import validate_image, validate_video
@@ -208,11 +244,14 @@ class GatewayService(gw_grpc.GatewayServiceServicer):
                     video = self._check_ref(tenant, request.video, "video", tmp)
                 else:
                     raise InputError("request.video_missing", "a reference video is required (data or reference)")
+                joints = self._joints(tenant, request, tmp)
             job = gw.Job(
                 name=f"jobs/{job_id}", request_id=request.request_id, tenant=tenant, state=gw.JOB_STATE_QUEUED,
                 options=_with_defaults(request.options), image=image, video=video,
                 progress=common_pb2.Progress(stage="queued"),
             )
+            if joints is not None:
+                job.joints_override.CopyFrom(joints)
             ts = now_ts()
             job.create_time.CopyFrom(ts)
             job.update_time.CopyFrom(ts)

@@ -164,31 +164,17 @@ def write_quality_report(path: pathlib.Path, run: Any, video: str | pathlib.Path
                          seq: SkeletonSequence, stage_s: dict[str, float], ignored: list[str], warnings: list[str],
                          extra: dict[str, str]) -> pathlib.Path:
     """The per-job quality report (``motion.quality``) from what the run already made; no re-detection."""
-    from motion.quality import QualityReport, output_facts, rig_check, sha256_file, skeleton_facts
+    from motion.quality import build_report, sha256_file
     from services.gateway.orchestrator import Orchestrator
-    from services.retarget.retarget import RetargetOptions, retarget_with_report
 
-    report = QualityReport(trimmed_s=float(run.run.trimmed_s), ignored_options=list(ignored),
-                           warnings=list(warnings), stage_s=dict(stage_s), extra_outputs=dict(extra))
     # The performer's skeleton is in the run's store under the orchestrator's cache key for this video.
     index = Orchestrator(stages=None, store=run.store)  # type: ignore[arg-type]
     ref = index._cache_get(index.skeleton_cache_key(sha256_file(video), eopts))
-    if ref is not None:
-        performer = SkeletonSequence.from_bytes(run.store.get_bytes(ref))
-        report.skeleton = skeleton_facts(performer)
-        # Retargeting is deterministic numpy: re-running it gives the foot-skate figures of the job's retarget.
-        rt = retarget_with_report(performer, rig, RetargetOptions(orientation=eopts.orientation, loop=eopts.loop,
-                                                                  pin_feet=eopts.pin_feet))
-        report.foot_skate_before_px = float(rt.foot_skate_before_px)
-        report.foot_skate_after_px = float(rt.foot_skate_after_px)
-        report.foot_contact_frames = int(rt.contact_frames)
-    else:
-        report.warnings.append("quality: the performer skeleton was not found in the store; detection figures "
-                               "are missing")
-    report.rig_bone_angle_error_deg, report.rig_check_frames = rig_check(rig, seq)
-    out = pathlib.Path(extra["output"])
-    if out.exists():
-        report.output = output_facts(out)
+    performer = SkeletonSequence.from_bytes(run.store.get_bytes(ref)) if ref is not None else None
+    report = build_report(performer=performer, rig=rig, retargeted=seq, output=extra.get("output"),
+                          orientation=eopts.orientation, loop=eopts.loop, pin_feet=eopts.pin_feet,
+                          trimmed_s=float(run.run.trimmed_s), ignored_options=ignored, warnings=warnings,
+                          stage_s=stage_s, extra_outputs=extra)
     return report.save(path)
 
 

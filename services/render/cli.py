@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import pathlib
+import shutil
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from motion.cli import add_common_flags, emit
@@ -50,7 +55,8 @@ def _cmd_animate(args: argparse.Namespace) -> int:
         sound=not args.no_sound, loop=args.loop, joints=args.joints, export_skeleton=args.export_skeleton,
         report=args.report, preview=args.preview, contact_sheet=args.contact_sheet, prompt=args.prompt,
         negative_prompt=args.negative_prompt, cfg=args.cfg, model_dir=args.model_dir)
-    with StageProgress(enabled=not (args.quiet or args.json)) as progress:
+    with native_stderr_filter() as stream, StageProgress(enabled=not (args.quiet or args.json),
+                                                         stream=stream) as progress:
         res = animate(args.image, args.video, args.output, opts, progress=progress)
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in res.stage_s.items())
     human = (f"wrote {res.output} ({res.width_px}x{res.height_px}, {res.frames} frames at {res.fps:g} fps, "
@@ -62,6 +68,55 @@ def _cmd_animate(args: argparse.Namespace) -> int:
         human += f"\nwarning: {w}"
     emit(args, res.to_dict(), human)
     return 0
+
+
+# Printed by the TFLite runtime (C++, straight to fd 2) for every interpreter; TF_CPP_MIN_LOG_LEVEL does not
+# silence it in ai-edge-litert (checked), so the CLI drops exactly these lines from fd 2.
+NATIVE_NOISE_PREFIXES: tuple[bytes, ...] = (b"INFO: Created TensorFlow Lite XNNPACK delegate",)
+
+
+@contextlib.contextmanager
+def native_stderr_filter(prefixes: tuple[bytes, ...] = NATIVE_NOISE_PREFIXES) -> Iterator[TextIO]:
+    """Routes fd 2 through a pipe that drops native log lines starting with ``prefixes``; yields a stream on the
+    real stderr (for progress bars, so the terminal check still sees a TTY). A no-op when stderr has no fd."""
+    try:
+        sys.stderr.flush()
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield sys.stderr  # e.g. pytest's capture: nothing native to filter here
+        return
+    saved = os.dup(2)
+    read_fd, write_fd = os.pipe()
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    real = os.fdopen(os.dup(saved), "w", buffering=1)
+
+    def pump() -> None:
+        pending = b""
+        while chunk := os.read(read_fd, 65536):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            out = b"".join(ln + b"\n" for ln in lines if not ln.startswith(prefixes))
+            # A partial line is held only while it could still become a dropped one.
+            if pending and not any(p.startswith(pending[:len(p)]) for p in prefixes):
+                out, pending = out + pending, b""
+            if out:
+                os.write(saved, out)
+        if pending:
+            os.write(saved, pending)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield real
+    finally:
+        sys.stderr.flush()
+        real.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end: the pump reads EOF and ends
+        thread.join(timeout=2.0)
+        os.close(read_fd)
+        real.close()
+        os.close(saved)
 
 
 class StageProgress:
@@ -97,8 +152,10 @@ class StageProgress:
             if self.tty:
                 from tqdm import tqdm
 
-                self._bar = tqdm(total=total, desc=stage, file=self.stream, unit="f" if total > 1 else "",
-                                 leave=True, dynamic_ncols=True)
+                # A pty can report 0 columns (no window yet); tqdm would then draw nothing.
+                width = shutil.get_terminal_size((100, 24)).columns or 100
+                self._bar = tqdm(total=total, desc=stage, file=self.stream, unit="f" if total > 1 else "it",
+                                 leave=True, ncols=width)
         if self._bar is not None:
             if self._bar.total != total:
                 self._bar.total = total
