@@ -1,8 +1,10 @@
 """Renderer benchmark on real data from --data (../shared/data).
 
 Figures:
-- render-only frames/s at 720p and 1080p (deform + rasterise + read back, no encoding), and the
-  render+encode wall time with the overlap factor ((render + encode) / wall; 2.0 = perfect overlap);
+- render-only frames/s and CPU ms per frame at 720p and 1080p (deform + rasterise + read back, no encoding;
+  RGBA and the shader I420 route); render+encode in 32-frame ranges, each with its own Renderer, as the
+  orchestrator splits a job (per-range setup included); the 1-minute load average (a shared node);
+- the full-clip render+encode wall time, frames/s, CPU ms per frame and the overlap factor ((render + encode) / wall; 2.0 = perfect overlap);
 - end-to-end real-time factor (wall / video duration) of the embedded pipeline at 720p and 1080p on the
   first --render-seconds (default 10, 3 with --quick) of a 30 fps real video, with the per-stage split
   (decode+pose, character, retarget, rig model, render+encode);
@@ -15,6 +17,7 @@ Run: `python -m bench --only render`.
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import tempfile
 import time
@@ -27,16 +30,33 @@ PCK_VIDEOS = ("musepose__ubc_91-3003CN5S.mp4", "animate_x__dance_1.mp4")
 PHOTO_CHARACTERS = ("musev__man.jpg", "unianimate__WOMEN-Blouses_Shirts-id_00004955-01_4_full.jpg")
 
 
-def _render_fps(rig: Any, seq: Any, resolution: str, n: int) -> tuple[float, int, int]:
+def _render_fps(rig: Any, seq: Any, resolution: str, n: int, i420: bool = False) -> tuple[float, float, int, int]:
+    """(frames/s, CPU ms per frame over all threads incl. llvmpipe's, width, height) of render-only."""
     from services.render.renderer import Renderer, RenderOptions
 
     with Renderer(rig, RenderOptions(resolution=resolution)) as r:
-        r.render_frame(seq, 0)  # warm up (shader compile, texture upload)
-        t0 = time.perf_counter()
+        r.render_frame(seq, 0, i420=i420)  # warm up (shader compile, texture upload)
+        c0, t0 = time.process_time(), time.perf_counter()
         for i in range(n):
-            r.render_frame(seq, i % len(seq.frames))
-        dt = time.perf_counter() - t0
-        return n / dt, r.geometry.width_px, r.geometry.height_px
+            r.render_frame(seq, i % len(seq.frames), i420=i420)
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        return n / dt, cpu / n * 1e3, r.geometry.width_px, r.geometry.height_px
+
+
+def _ranges(rig: Any, seq: Any, model: Any, resolution: str, out_dir: pathlib.Path,
+            range_frames: int = 32) -> dict[str, Any]:
+    """Render + encode in ``range_frames`` ranges, each with its own Renderer (GL context) as a render worker
+    does per RenderRange request: the per-range setup is part of the figure."""
+    from services.render.renderer import RenderOptions, render_video
+
+    n = len(seq.frames)
+    c0, t0 = time.process_time(), time.perf_counter()
+    for s in range(0, n, range_frames):
+        render_video(rig, seq, out_dir / f"range_{resolution}_{s:06d}.mp4", RenderOptions(resolution=resolution),
+                     start=s, end=min(n, s + range_frames), model=model)
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"fps": round(n / dt, 1), "wall_ms_per_frame": round(dt / n * 1e3, 1),
+            "cpu_ms_per_frame": round(cpu / n * 1e3, 1), "frames": n, "range_frames": range_frames}
 
 
 def _pck(rig: Any, seq: Any, ex: Any, frames: list[int]) -> tuple[float, int]:
@@ -97,16 +117,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result["video"] = {"name": VIDEO, "fps": round(info.fps, 3), "seconds": round(duration_s, 2),
                        "frames": len(seq.frames)}
     n = 60 if quick else 150
+    result["load_avg_1m"] = round(os.getloadavg()[0], 2)  # a shared node: figures move with the load
     for res in ("720p", "1080p"):
-        fps, w, h = _render_fps(rig, seq, res, n)
-        result[f"render_only_{res}"] = {"fps": round(fps, 1), "size": f"{w}x{h}", "frames": n}
+        fps, cpu_ms, w, h = _render_fps(rig, seq, res, n)
+        result[f"render_only_{res}"] = {"fps": round(fps, 1), "cpu_ms_per_frame": round(cpu_ms, 1),
+                                        "size": f"{w}x{h}", "frames": n}
+        # The shader RGB->I420 route (used on GPUs; llvmpipe takes RGBA + swscale, see Rasterizer.prefers_i420).
+        fps, cpu_ms, w, h = _render_fps(rig, seq, res, n // 2, i420=True)
+        result[f"render_only_i420_{res}"] = {"fps": round(fps, 1), "cpu_ms_per_frame": round(cpu_ms, 1)}
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
         for res in ("720p", "1080p"):
+            result[f"render_encode_ranges_{res}"] = _ranges(rig, seq, model, res, pathlib.Path(tmp))
+        for res in ("720p", "1080p"):
             stats = EncodeStats()
+            c0 = time.process_time()
             t0 = time.perf_counter()
             render_video(rig, seq, pathlib.Path(tmp) / f"out_{res}.mp4", RenderOptions(resolution=res),
                          audio_from=video if info.has_audio else None, stats=stats, model=model)
             wall = time.perf_counter() - t0
+            cpu_ms = (time.process_time() - c0) / max(stats.frames, 1) * 1e3
             e2e = pose_s + character_s + retarget_s + model_s + wall
             result[f"end_to_end_{res}"] = {
                 "rtf": round(e2e / duration_s, 3),
@@ -115,6 +144,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             "render": round(stats.render_s, 2), "encode": round(stats.encode_s, 2),
                             "render_encode_wall": round(wall, 2)},
                 "encode_overlap": round((stats.render_s + stats.encode_s) / max(wall, 1e-9), 2),
+                "render_encode_fps": round(stats.frames / max(wall, 1e-9), 1),
+                "render_encode_cpu_ms_per_frame": round(cpu_ms, 1),
             }
     errors = [e for f in seq.frames[:: max(1, len(seq.frames) // 20)] if f.present
               for e in bone_angle_errors_deg(model, f).values()]

@@ -7,9 +7,14 @@ bottom-left, so reading the framebuffer back then yields rows top-first without 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import hashlib
 import os
 import threading
+from collections import OrderedDict
 from types import TracebackType
+from typing import Any
 
 import moderngl
 import numpy as np
@@ -174,6 +179,47 @@ void main() {
     f_color = vec4((128.0 + 224.0 * chroma) / 255.0, 0.0, 0.0, 1.0);
 }
 """
+# The same conversion writing four consecutive bytes of the packed I420 image per RGBA8 fragment: llvmpipe's
+# cost is mostly per fragment, so a (W/4, H * 3/2) target shades 4x fewer fragments than the R8 one for the
+# same bytes (each byte is the same expression as in _I420_FRAGMENT, so the output is byte-identical). Needs
+# W % 8 == 0 so no 4-byte group straddles the two chroma rows packed in one W-wide row.
+_I420_PACKED_FRAGMENT = """
+#version 330
+uniform sampler2D u_bg;
+uniform ivec2 u_frame;
+out vec4 f_color;
+const vec3 KY = vec3(0.2126, 0.7152, 0.0722);
+float luma(ivec2 p) {
+    vec3 c = texelFetch(u_bg, p, 0).rgb;
+    return (16.0 + 219.0 * dot(c, KY)) / 255.0;
+}
+float chroma(int x, int r, bool is_v, int w) {
+    int half_w = w / 2;
+    int cy = 2 * r + (x >= half_w ? 1 : 0);
+    int cx = x - (x >= half_w ? half_w : 0);
+    ivec2 q = ivec2(2 * cx, 2 * cy);
+    vec3 c = 0.25 * (texelFetch(u_bg, q, 0).rgb + texelFetch(u_bg, q + ivec2(1, 0), 0).rgb
+                     + texelFetch(u_bg, q + ivec2(0, 1), 0).rgb + texelFetch(u_bg, q + ivec2(1, 1), 0).rgb);
+    float y = dot(c, KY);
+    float k = is_v ? (c.r - y) / 1.5748 : (c.b - y) / 1.8556;
+    return (128.0 + 224.0 * k) / 255.0;
+}
+void main() {
+    ivec2 p = ivec2(gl_FragCoord.xy);
+    int w = u_frame.x, h = u_frame.y;
+    int x = 4 * p.x;
+    if (p.y < h) {
+        f_color = vec4(luma(ivec2(x, p.y)), luma(ivec2(x + 1, p.y)), luma(ivec2(x + 2, p.y)),
+                       luma(ivec2(x + 3, p.y)));
+        return;
+    }
+    int r = p.y - h;
+    bool is_v = r >= h / 4;
+    if (is_v) r -= h / 4;
+    f_color = vec4(chroma(x, r, is_v, w), chroma(x + 1, r, is_v, w), chroma(x + 2, r, is_v, w),
+                   chroma(x + 3, r, is_v, w));
+}
+"""
 _BG_VERTEX = """
 #version 330
 in vec2 in_pos;
@@ -208,18 +254,111 @@ def create_context() -> moderngl.Context:
             limit="EGL + OpenGL 3.3", actual=str(exc)) from exc
 
 
+_GL_TEXTURE_2D_ARRAY = 0x8C1A
+_GL_RGBA = 0x1908
+_GL_RGBA8 = 0x8058
+_GL_UNSIGNED_BYTE = 0x1401
+_GL_PACK_ALIGNMENT = 0x0D05
+_GL_UNPACK_ALIGNMENT = 0x0CF5
+
+
+class _MipLevels:
+    """Mipmap levels of layer textures, kept per process by content and driver.
+
+    A render worker renders a job as many short ranges, each with a new context; on llvmpipe
+    ``build_mipmaps`` JIT-compiles a blit shader in every context (~90 ms each, the larger part of a
+    Renderer's construction). The levels the driver built the first time are read back and uploaded as
+    they are afterwards, so sampling sees the very same texels. moderngl's TextureArray has no per-level
+    read/write, hence the few GL entry points through EGL.
+    """
+
+    CAPACITY = 4  # textures kept; a level chain is 4/3 of the texture's bytes
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._levels: OrderedDict[str, list[bytes]] = OrderedDict()
+        self._fns: tuple[Any, Any, Any] | None = None
+
+    def _gl(self) -> tuple[Any, Any, Any]:
+        if self._fns is None:
+            lib = ctypes.CDLL(ctypes.util.find_library("EGL") or "libEGL.so.1")
+            get = lib.eglGetProcAddress
+            get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
+            u, i, p = ctypes.c_uint, ctypes.c_int, ctypes.c_void_p
+
+            def fn(name: str, *args: type) -> Any:
+                addr = get(name.encode())
+                if not addr:
+                    raise RuntimeError(f"no {name} in this GL")
+                return ctypes.CFUNCTYPE(None, *args)(addr)
+
+            self._fns = (fn("glTexImage3D", u, i, i, i, i, i, i, u, u, p), fn("glGetTexImage", u, i, u, u, p),
+                         fn("glPixelStorei", u, i))
+        return self._fns
+
+    @staticmethod
+    def key(ctx: moderngl.Context, data: bytes, size: tuple[int, int, int]) -> str:
+        h = hashlib.blake2b(data, digest_size=20)
+        h.update(repr((size, ctx.info.get("GL_RENDERER"), ctx.info.get("GL_VERSION"))).encode())
+        return h.hexdigest()
+
+    def apply(self, ctx: moderngl.Context, tex: moderngl.TextureArray, data: bytes,
+              size: tuple[int, int, int]) -> None:
+        """Gives ``tex`` (level 0 uploaded) its full mip chain: cached levels, else ``build_mipmaps``."""
+        try:
+            key = self.key(ctx, data, size)
+            with self._lock:
+                levels = self._levels.get(key)
+                if levels is not None:
+                    self._levels.move_to_end(key)
+            tex_image_3d, get_tex_image, pixel_store = self._gl()
+        except (OSError, RuntimeError, AttributeError):
+            tex.build_mipmaps()
+            return
+        w, h, n = size
+        tex.use(0)  # binds it to GL_TEXTURE_2D_ARRAY on unit 0 for the raw calls below
+        if levels is not None:
+            pixel_store(_GL_UNPACK_ALIGNMENT, 1)
+            for k, level in enumerate(levels, start=1):
+                buf = ctypes.create_string_buffer(level, len(level))
+                tex_image_3d(_GL_TEXTURE_2D_ARRAY, k, _GL_RGBA8, max(1, w >> k), max(1, h >> k), n, 0,
+                             _GL_RGBA, _GL_UNSIGNED_BYTE, ctypes.cast(buf, ctypes.c_void_p))
+            # GL's default base/max levels (0/1000) already span the uploaded chain down to 1x1.
+            return
+        tex.build_mipmaps()
+        got: list[bytes] = []
+        pixel_store(_GL_PACK_ALIGNMENT, 1)
+        k = 1
+        while True:
+            lw, lh = max(1, w >> k), max(1, h >> k)
+            buf = ctypes.create_string_buffer(lw * lh * n * 4)
+            get_tex_image(_GL_TEXTURE_2D_ARRAY, k, _GL_RGBA, _GL_UNSIGNED_BYTE, ctypes.cast(buf, ctypes.c_void_p))
+            got.append(buf.raw)
+            if lw == 1 and lh == 1:
+                break
+            k += 1
+        with self._lock:
+            self._levels[key] = got
+            while len(self._levels) > self.CAPACITY:
+                self._levels.popitem(last=False)
+
+
+_MIPS = _MipLevels()
+
+
 class Rasterizer:
     """Draws textured, skinned layer meshes over a background into an RGBA frame."""
 
     def __init__(self, width_px: int, height_px: int, layer_textures: np.ndarray, uvs: np.ndarray,
                  layer_ids: np.ndarray, background_premul: np.ndarray | None, samples: int = 0,
-                 straight_alpha: bool = False) -> None:
+                 straight_alpha: bool = False, pack_i420: bool = True) -> None:
         self.width_px, self.height_px = int(width_px), int(height_px)
         self.ctx = create_context()
         ctx = self.ctx
         n_layers, th, tw = layer_textures.shape[:3]
-        self._tex = ctx.texture_array((tw, th, n_layers), 4, np.ascontiguousarray(layer_textures).tobytes())
-        self._tex.build_mipmaps()
+        tex_bytes = np.ascontiguousarray(layer_textures).tobytes()
+        self._tex = ctx.texture_array((tw, th, n_layers), 4, tex_bytes)
+        _MIPS.apply(ctx, self._tex, tex_bytes, (tw, th, n_layers))
         self._tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
         self._tex.repeat_x = self._tex.repeat_y = False
         self._prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
@@ -264,11 +403,18 @@ class Rasterizer:
             quad = np.array([0, 0, 1, 0, 0, 1, 1, 1], dtype=np.float32)
             self._unpremul_vao = ctx.vertex_array(unpremul, [(ctx.buffer(quad.tobytes()), "2f", "in_pos")])
         self._i420_fbo: moderngl.Framebuffer | None = None
+        self._i420_packed = False
         self._i420_vao: moderngl.VertexArray | None = None
         if self.width_px % 2 == 0 and self.height_px % 4 == 0 and not straight_alpha:
-            self._i420_fbo = ctx.framebuffer(color_attachments=[
-                ctx.renderbuffer((self.width_px, self.height_px * 3 // 2), 1)])
-            i420 = ctx.program(vertex_shader=_BG_VERTEX, fragment_shader=_I420_FRAGMENT)
+            self._i420_packed = pack_i420 and self.width_px % 8 == 0
+            if self._i420_packed:
+                self._i420_fbo = ctx.framebuffer(color_attachments=[
+                    ctx.renderbuffer((self.width_px // 4, self.height_px * 3 // 2), 4)])
+            else:
+                self._i420_fbo = ctx.framebuffer(color_attachments=[
+                    ctx.renderbuffer((self.width_px, self.height_px * 3 // 2), 1)])
+            i420 = ctx.program(vertex_shader=_BG_VERTEX,
+                               fragment_shader=_I420_PACKED_FRAGMENT if self._i420_packed else _I420_FRAGMENT)
             i420["u_frame"].value = (self.width_px, self.height_px)  # type: ignore[union-attr]
             quad = np.array([0, 0, 1, 0, 0, 1, 1, 1], dtype=np.float32)
             self._i420_vao = ctx.vertex_array(i420, [(ctx.buffer(quad.tobytes()), "2f", "in_pos")])
@@ -301,6 +447,20 @@ class Rasterizer:
     @property
     def supports_i420(self) -> bool:
         return self._i420_fbo is not None
+
+    @property
+    def software(self) -> bool:
+        """True on a CPU rasteriser (Mesa llvmpipe/softpipe), where every shaded fragment costs CPU time."""
+        name = str(self.ctx.info.get("GL_RENDERER", "")).lower()
+        return any(k in name for k in ("llvmpipe", "softpipe", "swrast"))
+
+    @property
+    def prefers_i420(self) -> bool:
+        """Whether packed I420 from the shader is the cheaper route to a yuv420p encoder. On llvmpipe it is
+        not: the conversion pass costs ~9 ms of CPU per 720x1080 frame against ~2.7 ms for swscale from the
+        RGBA read back (run in the encoder's thread); a GPU converts for free and reads back 1.5 instead of
+        4 bytes per pixel."""
+        return self.supports_i420 and not self.software
 
     def set_outline(self, luma: float, soft: float) -> None:
         """Enables the outline pass (draws given as ``outline_indices``) for strokes darker than ``luma``."""
@@ -344,7 +504,7 @@ class Rasterizer:
         ctx.disable(moderngl.BLEND)
         self._colour.use(0)
         self._i420_vao.render(moderngl.TRIANGLE_STRIP)
-        data = self._i420_fbo.read(components=1, alignment=1)
+        data = self._i420_fbo.read(components=4 if self._i420_packed else 1, alignment=1)
         return np.frombuffer(data, dtype=np.uint8).reshape(self.height_px * 3 // 2, self.width_px)
 
     def draw(self, positions_px: np.ndarray, indices: np.ndarray,

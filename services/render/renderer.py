@@ -268,6 +268,10 @@ class Renderer:
     def supports_i420(self) -> bool:
         return self._raster.supports_i420
 
+    @property
+    def prefers_i420(self) -> bool:
+        return self._raster.prefers_i420
+
 
 def _counted(frames: Iterator[np.ndarray], total: int, progress: Callable[[int, int], None]) -> Iterator[np.ndarray]:
     for n, frame in enumerate(frames, start=1):
@@ -297,8 +301,9 @@ def render_video(rig: CharacterRig, seq: SkeletonSequence, out_path: str | pathl
                              limit=".webm|.mov", actual=out.suffix)
         enc = opts.encoder or DEFAULT_ENCODER
         audio_start_s = start / seq.fps if seq.fps > 0 else 0.0
-        # H.264 MP4 is yuv420p: the rasteriser converts colours itself (much cheaper than swscale).
-        i420 = r.supports_i420 and not r.alpha and out.suffix.lower() in (".mp4", ".m4v")
+        # H.264 MP4 is yuv420p: a GPU converts colours in a shader; on llvmpipe swscale from RGBA in the
+        # writer thread costs less CPU than the shader pass (see Rasterizer.prefers_i420).
+        i420 = r.prefers_i420 and not r.alpha and out.suffix.lower() in (".mp4", ".m4v")
         frames = r.render_frames(seq, start, stop, i420=i420)
         if progress is not None:
             frames = _counted(frames, stop - start, progress)

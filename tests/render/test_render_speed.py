@@ -1,0 +1,99 @@
+"""Fast paths of the render stage's video output: packed I420 shader, RGBA encode route, route choice."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from motion.media import EncoderOptions, VideoWriter
+from services.render.encode import encode_frames
+from services.render.layers import RigModel, build_rig_model
+from services.render.raster import Rasterizer
+from services.render.renderer import Renderer, RenderOptions, render_video
+from tests.render.synthetic import make_character, wave_sequence
+
+W_PX, H_PX = 240, 360  # W % 8 == 0: the packed I420 target applies
+
+
+@pytest.fixture(scope="module")
+def rig():  # type: ignore[no-untyped-def]
+    return make_character()
+
+
+@pytest.fixture(scope="module")
+def model(rig) -> RigModel:  # type: ignore[no-untyped-def]
+    return build_rig_model(rig)
+
+
+def _i420(pack: bool) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    tex = rng.integers(0, 256, (2, 64, 64, 4), dtype=np.uint8)
+    tex[..., :3] = (tex[..., :3].astype(np.uint16) * tex[..., 3:] // 255).astype(np.uint8)  # premultiplied
+    bg = rng.integers(0, 256, (H_PX, W_PX, 4), dtype=np.uint8)
+    bg[..., 3] = 255
+    # Two layers of two triangles each, overlapping, covering most of the frame at odd offsets.
+    quad = np.array([[5.5, 3.25], [230.0, 10.0], [12.0, 350.0], [235.0, 340.5]])
+    pos = np.concatenate([quad, quad * 0.7 + 30.0])
+    uvs = np.array([[0, 0], [1, 0], [0, 1], [1, 1]] * 2, dtype=np.float64)
+    ids = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    idx = np.array([[0, 1, 2], [1, 3, 2], [4, 5, 6], [5, 7, 6]], dtype=np.int32)
+    with Rasterizer(W_PX, H_PX, tex, uvs, ids, bg, pack_i420=pack) as ras:
+        return ras.draw_i420(pos, idx).copy()
+
+
+def test_packed_i420_equals_r8_shader_bytes_with_width_multiple_of_8() -> None:
+    packed, plain = _i420(True), _i420(False)
+    assert packed.shape == plain.shape == (H_PX * 3 // 2, W_PX)
+    assert int(plain[H_PX:].std()) > 0 and int(plain[:H_PX].std()) > 0  # real content, not a flat frame
+    assert np.array_equal(packed, plain)
+
+
+def test_rgba_frames_encode_to_rgb_route_bytes_with_frame_writer(tmp_path: pathlib.Path) -> None:
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (96, 128, 4), dtype=np.uint8) for _ in range(4)]
+    opts = EncoderOptions(segment=True, preset="ultrafast")
+    ref = tmp_path / "rgb.mp4"
+    with VideoWriter(ref, 128, 96, 10, options=opts) as w:
+        for f in frames:
+            w.write(np.ascontiguousarray(f[..., :3]))
+    out = tmp_path / "rgba.mp4"
+    stats = encode_frames(iter(frames), out, 128, 96, 10, options=opts)
+    assert stats.frames == 4
+    assert out.read_bytes() == ref.read_bytes()
+
+
+def test_render_video_is_byte_identical_across_routes_runs_with_same_inputs(
+        rig, model: RigModel, tmp_path: pathlib.Path) -> None:  # type: ignore[no-untyped-def]
+    seq = wave_sequence(6)
+    opts = RenderOptions(resolution="720p", width=W_PX, height=H_PX,
+                         encoder=EncoderOptions(segment=True, preset="ultrafast"))
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    render_video(rig, seq, a, opts, model=model)
+    render_video(rig, seq, b, opts, model=model)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_i420_shader_route_is_not_preferred_with_llvmpipe(rig, model: RigModel) -> None:  # type: ignore[no-untyped-def]
+    with Renderer(rig, RenderOptions(resolution="720p", width=W_PX, height=H_PX), model=model) as r:
+        assert r.supports_i420
+        if not r._raster.software:
+            pytest.skip("a GPU renderer: the shader route is the preferred one there")
+        assert not r.prefers_i420
+
+
+def test_cached_mip_levels_render_identical_bytes_with_minified_output(rig, model: RigModel) -> None:  # type: ignore[no-untyped-def]
+    from services.render import raster
+
+    raster._MIPS._levels.clear()
+    seq = wave_sequence(4)
+    # Output smaller than the character: sampling reads mip levels 1 and below, not just level 0.
+    opts = RenderOptions(resolution="720p", width=96, height=144)
+    frames = []
+    for _ in range(2):  # the first builds the levels in GL and keeps them, the second uploads them
+        with Renderer(rig, opts, model=model) as r:
+            frames.append(r.render_frame(seq, 2).copy())
+        assert len(raster._MIPS._levels) == 1
+    assert float(frames[0][..., :3].std()) > 5.0
+    assert np.array_equal(frames[0], frames[1])
