@@ -102,7 +102,7 @@ def run_reference(py: pathlib.Path, frames: np.ndarray, workdir: pathlib.Path) -
 
 
 def run_ours(frames: np.ndarray, fps: float, hands: bool = True, face: bool = True,
-             num_threads: int = 2, track_rois: bool = True) -> dict[str, Any]:
+             num_threads: int = 1, track_rois: bool = True) -> dict[str, Any]:
     """Our pipeline over in-memory frames through the streaming (pipelined) path; wall time in `total_s`."""
     from services.pose.pipeline import PoseExtractor, PoseOptions
 

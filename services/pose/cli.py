@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pose.add_argument("--runtime", default="litert", choices=["litert", "torch", "tensorrt"])
     pose.add_argument("--track-id", type=int, default=0, help="0 = largest person, k = k-th from the left")
     pose.add_argument("--max-duration-s", type=float, default=0.0)
-    pose.add_argument("--threads", type=int, default=2, help="inference threads per model")
+    pose.add_argument("--threads", type=int, default=1, help="inference threads per model")
     pose.add_argument("--model-dir", type=pathlib.Path, default=None)
     add_common_flags(pose)
     pose.set_defaults(func=_cmd_pose)

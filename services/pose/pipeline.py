@@ -75,10 +75,10 @@ class PoseOptions:
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
     max_duration_s: float = 0.0  # 0 = the whole video
-    # XNNPACK threads per model. The body and the three parts already run in parallel threads, so 1 costs
-    # ~5 ms less CPU a frame (1080p, 2 cores); but on a machine shared with other work 2 gave ~10 % better
-    # wall time (more threads get more of the contended cores), so 2 stays the default.
-    num_threads: int = 2
+    # XNNPACK threads per model. The body and the three parts (each with its own interpreter) already run in
+    # parallel threads, so on 2 free cores 1 thread is faster (1080p whole body: ~33 vs ~30 frames/s, and
+    # ~8 ms less CPU a frame); on a machine loaded by other work 2 can win on wall time.
+    num_threads: int = 1
     # Hands/face keep last frame's landmark-derived ROI without running hand_recrop / the face detector
     # while the result stays on the body's wrist/nose and passes RoiTracking's test (see _hand, _face).
     track_rois: bool = True
@@ -282,9 +282,16 @@ class PoseExtractor:
         self._recrop: Model | None = None
         self._face_det: Model | None = None
         self._face_lm: Model | None = None
+        # Per side: the left and right hands run in parallel workers, and an interpreter is not re-entrant
+        # (one shared instance made the two hand workers wait on each other's lock).
+        self._hand_lm_side: dict[str, Model] = {}
+        self._recrop_side: dict[str, Model] = {}
         if self.options.hands:
-            self._hand_lm = rt.load(paths["hand_landmark_full"])
-            self._recrop = rt.load(paths["hand_recrop"])
+            for side in ("left", "right"):
+                self._hand_lm_side[side] = rt.load(paths["hand_landmark_full"])
+                self._recrop_side[side] = rt.load(paths["hand_recrop"])
+            self._hand_lm = self._hand_lm_side["left"]
+            self._recrop = self._recrop_side["left"]
         if self.options.face:
             self._face_det = rt.load(paths["face_detection_short_range"])
             self._face_lm = rt.load(paths["face_landmark"])
@@ -412,7 +419,7 @@ class PoseExtractor:
                        g.rotation_from_points(wrist, middle, math.pi / 2)).transform(2.7, 2.7, shift_y=-0.1)
         crop = rough.crop(rgb, 256, 256)
         self._count("hand_recrop_runs")
-        (pts,) = self._recrop.run(_unit(crop)[None])
+        (pts,) = self._recrop_side[side].run(_unit(crop)[None])
         p = pts.reshape(2, 2) / 256.0
         p_img = rough.project(p)
         return g.alignment_rect(p_img[0], p_img[1], -math.pi / 2).transform(1.0, 1.0, shift_y=-0.1)
@@ -433,7 +440,7 @@ class PoseExtractor:
             # Tracked hand: the body's wrist barely moved, so RoiTracking would keep the last ROI; when the hand
             # found there is on the body's wrist and its next ROI passes the same test, hand_recrop (and a
             # second landmark run) are skipped. A moving wrist takes the full path (no wasted landmark run).
-            found = tried[id(prev)] = self._hand_at(rgb, prev)
+            found = tried[id(prev)] = self._hand_at(rgb, prev, side)
             if found is not None and self._hand_tracked(found[0], prev, wrist):
                 return self._hand_found(side, found, wrist)
             found = None
@@ -444,7 +451,7 @@ class PoseExtractor:
         if prev is not None and recrop is not None and g.rects_close(prev, recrop, 40.0, 0.2, 0.4):
             candidates = [prev, recrop]
         for roi in candidates:
-            found = tried[id(roi)] if id(roi) in tried else self._hand_at(rgb, roi)
+            found = tried[id(roi)] if id(roi) in tried else self._hand_at(rgb, roi, side)
             if found is not None:
                 break
         if found is None:
@@ -465,13 +472,15 @@ class PoseExtractor:
         near = math.hypot(float(px[0, 0] - body_wrist[0]), float(px[0, 1] - body_wrist[1])) < 0.25 * prev.size_px
         return near and g.rects_close(prev, g.hand_landmarks_rect(px), 40.0, 0.2, 0.4)
 
-    def _hand_at(self, rgb: np.ndarray, roi: g.Rect) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+    def _hand_at(self, rgb: np.ndarray, roi: g.Rect,
+                 side: str = "left") -> tuple[np.ndarray, np.ndarray, float, float] | None:
         """Hand landmark model on one ROI: (pixels (21, 5), world (21, 5), score, selfie 'Left' prob.)."""
         if self._hand_lm is None:
             return None
         crop = roi.crop(rgb, 224, 224)
         self._count("hand_landmark_runs")
-        raw, flag, handed, world_raw = (o[0] for o in self._hand_lm.run(_unit_div(crop)[None]))
+        model = self._hand_lm_side.get(side, self._hand_lm)
+        raw, flag, handed, world_raw = (o[0] for o in model.run(_unit_div(crop)[None]))
         score = float(flag.reshape(-1)[0])
         if score < 0.5:
             return None
