@@ -306,10 +306,7 @@ def _kps_to_pb(arr: np.ndarray | None) -> list[common_pb2.Keypoint]:
 def _kps_from_pb(kps: Any, n: int) -> np.ndarray | None:
     if len(kps) == 0:
         return None
-    out = np.zeros((len(kps), KP_DIM), dtype=np.float32)
-    for i, k in enumerate(kps):
-        out[i] = (k.x, k.y, k.z, k.visibility, k.presence)
-    return out
+    return np.array([(k.x, k.y, k.z, k.visibility, k.presence) for k in kps], dtype=np.float32)
 
 
 _HANDED_PB = {"left": skeleton_pb2.HANDEDNESS_LEFT, "right": skeleton_pb2.HANDEDNESS_RIGHT}

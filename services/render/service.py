@@ -74,6 +74,8 @@ class RenderWorker:
         self._models: OrderedDict[str, tuple[CharacterRig, RigModel]] = OrderedDict()
         self._models_lock = threading.Lock()
         self._rig_cache_size = rig_cache_size
+        # Parsed skeletons by key (content-addressed, so immutable): a job's ranges share one parse.
+        self._sequences: OrderedDict[str, SkeletonSequence] = OrderedDict()
 
     # ---- rigs -----------------------------------------------------------------------------------------
     def build_rig(self, image: common_pb2.ObjectRef, joints_override: common_pb2.ObjectRef | None) -> RigResult:
@@ -131,7 +133,7 @@ class RenderWorker:
             if not ref.key:
                 raise InputError(f"render.{label}_ref", f"RenderRange needs a {label} reference",
                                  limit="ObjectRef with a key", actual="")
-        seq = SkeletonSequence.from_bytes(self.store.get_bytes(skeleton_ref))
+        seq = self._sequence(skeleton_ref)
         stop = len(seq.frames) if end <= 0 else min(end, len(seq.frames))
         if start < 0 or start >= stop:
             raise InputError("render.frame_range", "empty or invalid frame range",
@@ -155,6 +157,19 @@ class RenderWorker:
             FRAMES.inc(stop - start)
             ref = self.store.put_file(key, out, content_type="video/webm" if transparent else "video/mp4")
         return SegmentResult(ref, stop - start, False)
+
+    def _sequence(self, ref: common_pb2.ObjectRef) -> SkeletonSequence:
+        with self._models_lock:
+            hit = self._sequences.get(ref.key)
+            if hit is not None:
+                self._sequences.move_to_end(ref.key)
+                return hit
+        seq = SkeletonSequence.from_bytes(self.store.get_bytes(ref))
+        with self._models_lock:
+            self._sequences[ref.key] = seq
+            while len(self._sequences) > self._rig_cache_size:
+                self._sequences.popitem(last=False)
+        return seq
 
     def _options(self, msg: render_service_pb2.RenderOptions, tmp: pathlib.Path) -> RenderOptions:
         bg = msg.background
