@@ -57,7 +57,8 @@ bench: setup models ## benchmarks: throughput, accuracy and speed ratios (prints
 
 demo: setup models ## write the sample kit and animate it into out/demo/animated.mp4
 	$(BIN)/motionctl samples $(OUT)/demo
-	$(BIN)/motionctl animate --image $(OUT)/demo/character.png --video $(OUT)/demo/performer.mp4 -o $(OUT)/demo/animated.mp4
+	$(BIN)/motionctl animate --image $(OUT)/demo/character.png --video $(OUT)/demo/performer.mp4 -o $(OUT)/demo/animated.mp4 \
+	  --background solid:#eeeae2 --contact-sheet $(OUT)/demo/contact-sheet.png --report $(OUT)/demo/report.json
 
 helm-lint: setup ## render and lint the Helm chart offline, validate the manifests
 	$(BIN)/pytest -q -m "not integration" tests/deploy

@@ -90,6 +90,9 @@ class RetargetOptions:
     pin_blend_frames: int = 2
     mirror_hysteresis_deg: float = 10.0
     max_duration_s: float = 0.0  # 0 = the orientation mode's limit
+    # A flat 2D character seen side-on would shrink to a sliver: the shoulders and the hips keep at least
+    # this fraction of their drawn width across the spine (0 = pure projection; profile drawings exempt).
+    min_width_fraction: float = 0.5
 
     def digest(self) -> str:
         doc = {"v": RETARGET_VERSION, **asdict(self)}
@@ -456,12 +459,21 @@ def retarget_with_report(performer: SkeletonSequence, rig: CharacterRig,
     # The neck bone ends at the nose, but its direction comes from the midpoint of the ears: the nose swings
     # sideways when the head turns (yaw), which on a 2D character would read as a strong head tilt.
     ear_mid3 = (pts3[:, B.LEFT_EAR] + pts3[:, B.RIGHT_EAR]) / 2.0
+    spine2 = (_named(pts3, SHOULDER_CENTER) - _named(pts3, HIP_CENTER))[:, :2]
     for parent, child, key in _CHAIN:
         target3 = ear_mid3 if key == "neck" else _named(pts3, child)
         d3 = target3 - _named(pts3, parent)
         n = np.linalg.norm(d3, axis=1, keepdims=True)
         unit = np.divide(d3, n, out=np.zeros_like(d3), where=n > 1e-9)
         placed[child] = placed[parent] + char_len[key] * unit[:, :2]
+        if key in ("right_pelvis", "right_clavicle") and options.min_width_fraction > 0 \
+                and rig.facing not in ("left", "right"):
+            # Both sides are placed now and their limbs not yet: widen a side-on pair before the limbs hang
+            # from it. (A character drawn in profile is already drawn narrow: nothing to keep.)
+            side = "hip" if key == "right_pelvis" else "shoulder"
+            drawn_width = float(np.linalg.norm(rig.joint(f"left_{side}") - rig.joint(f"right_{side}")))
+            _keep_min_width(placed, f"left_{side}", f"right_{side}", spine2, rig, mirrored,
+                            options.min_width_fraction * drawn_width)
     xy = np.zeros((T, N_BODY, 2))
     for name, traj in placed.items():
         if name not in (HIP_CENTER, SHOULDER_CENTER):
@@ -572,6 +584,30 @@ def _hand_scale(frames: list[SkeletonFrame], side: str, rig: CharacterRig, forea
     if not sizes:
         return 1.0
     return _character_hand_px(rig, side, forearm_px) / float(np.median(sizes))
+
+
+def _keep_min_width(placed: dict[str, np.ndarray], left: str, right: str, spine: np.ndarray,
+                    rig: CharacterRig, mirrored: np.ndarray, min_width_px: float) -> None:
+    """Widens the left/right pair across the spine to at least ``min_width_px`` where it is narrower.
+
+    The spread keeps the pair's midpoint and its component along the spine (a tilt stays a tilt); the side
+    each joint goes to is the character's own (swapped while the sequence is mirrored), so a turn through
+    side-on never makes the pair jump across.
+    """
+    n = np.linalg.norm(spine, axis=1, keepdims=True)
+    up = np.divide(spine, n, out=np.tile(np.array([[0.0, -1.0]]), (len(spine), 1)), where=n > 1e-9)
+    perp = np.stack([-up[:, 1], up[:, 0]], axis=1)  # image right when the spine points up
+    rest = rig.joint(left) - rig.joint(right)
+    rest_sign = 1.0 if float(rest[0]) >= 0.0 else -1.0  # spine up in the rest pose: perp = +x
+    sign = np.where(mirrored, -rest_sign, rest_sign)
+    d = placed[left] - placed[right]
+    across = np.sum(d * perp, axis=1)
+    narrow = sign * across < min_width_px
+    if not narrow.any():
+        return
+    delta = (sign * min_width_px - across)[:, None] * perp / 2.0
+    placed[left] = np.where(narrow[:, None], placed[left] + delta, placed[left])
+    placed[right] = np.where(narrow[:, None], placed[right] - delta, placed[right])
 
 
 def _place_face(face: Face, body_px: np.ndarray, nose_xy: np.ndarray, scale: float) -> Face:

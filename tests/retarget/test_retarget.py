@@ -89,11 +89,19 @@ def test_video_orientation_mirrors_with_performer_facing_away(rig: CharacterRig)
     expected = np.array([yaw(f.timestamp_s) for f in seq.frames])
     assert np.abs(((yaws - expected + 180) % 360) - 180).max() < 2.0
     assert not mirrored[expected < 80].any() and mirrored[expected > 100].all()
-    # Side-on at 90 degrees the shoulders overlap; facing away, the anatomical left is on the image's left.
+    # Side-on at 90 degrees a flat character keeps half its drawn shoulder width (min_width_fraction), on
+    # its own side while not yet mirrored; facing away, the anatomical left is on the image's left.
     side = int(np.argmin(np.abs(expected - 90)))
     widths = np.array([f.body[B.LEFT_SHOULDER, 0] - f.body[B.RIGHT_SHOULDER, 0] for f in out.frames])
-    assert abs(widths[side]) < 0.1 * widths[0]
+    drawn = rig.joints["left_shoulder"][0] - rig.joints["right_shoulder"][0]
+    assert widths[side] == pytest.approx(0.5 * drawn, rel=0.05)
+    # Never narrower than the minimum, and on the side the mirrored flag says (no sliver, no jump across).
+    signed = np.where(mirrored, -widths, widths)
+    assert signed.min() >= 0.5 * drawn * 0.95
     assert widths[-1] < -0.9 * widths[0]
+    pure = retarget(seq, rig, RetargetOptions(orientation="video", min_width_fraction=0.0))
+    pure_width = pure.frames[side].body[B.LEFT_SHOULDER, 0] - pure.frames[side].body[B.RIGHT_SHOULDER, 0]
+    assert abs(pure_width) < 0.1 * widths[0]  # pure projection: the shoulders overlap side-on
 
 
 def test_pin_feet_reduces_skate_fivefold_with_jittery_planted_feet(rig: CharacterRig) -> None:
