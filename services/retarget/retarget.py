@@ -8,6 +8,9 @@ Stated policies:
   ``a`` is drawn ``L * cos(a)`` long (foreshortening); in-plane bones keep ``L`` exactly. The neck
   (shoulder centre -> nose) takes its direction from the shoulder centre towards the ears' midpoint, since
   the nose swings sideways when the head turns and a 2D character would show that as a head tilt.
+- **Side-on width**: a flat character cannot turn, and its projected shoulders/hips would collapse to a
+  sliver side-on; they keep at least ``min_width_fraction`` (0.5) of their drawn width across the spine,
+  on the side the ``mirrored`` flag gives (characters drawn in profile are exempt).
 - **Root motion**: the performer's hip-centre motion in video pixels times the height ratio (character
   height measure / performer height measure, both spine + neck + thigh + shin in pixels; the performer's
   is the 90th percentile over the frames, i.e. standing upright), starting from the character's own hip
