@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,17 +46,25 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return d
 
 
-@pytest.fixture
-def api_gateway(s3_store: Any) -> Iterator[ApiGateway]:
-    """Admission-only gateway (no job runners): jobs stay queued, so API behaviour is deterministic."""
+@contextlib.contextmanager
+def start_gateway(store: Any, owner: str, concurrency: int) -> Iterator[ApiGateway]:
+    """A real GatewayServer on 127.0.0.1 over ``store`` (in-process stages) and a client stub for it."""
     settings = Settings(bind_host="127.0.0.1", grpc_port=0, metrics_port=0)
-    config = GatewayConfig(owner="api-test", max_queue=3, concurrency=0, in_process=True, scan_interval_s=60.0)
-    server = GatewayServer(settings, config, api_keys=ApiKeys(KEYS), store=s3_store)
+    config = GatewayConfig(owner=owner, max_queue=3, concurrency=concurrency, in_process=True,
+                           scan_interval_s=60.0)
+    server = GatewayServer(settings, config, api_keys=ApiKeys(KEYS), store=store)
     port = server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}",
                                     options=[("grpc.max_send_message_length", 80 * 1024 * 1024)])
     try:
-        yield ApiGateway(server, gw_grpc.GatewayServiceStub(channel), s3_store, f"127.0.0.1:{port}")
+        yield ApiGateway(server, gw_grpc.GatewayServiceStub(channel), store, f"127.0.0.1:{port}")
     finally:
         channel.close()
         server.stop(drain_timeout_s=1.0)
+
+
+@pytest.fixture
+def api_gateway(s3_store: Any) -> Iterator[ApiGateway]:
+    """Admission-only gateway (no job runners): jobs stay queued, so API behaviour is deterministic."""
+    with start_gateway(s3_store, "api-test", concurrency=0) as gateway:
+        yield gateway

@@ -17,14 +17,10 @@ import pytest
 
 from motion.cli import main
 from motion.samples.kit import SampleKit, write_samples
-from motion.settings import Settings
 from motion.skeleton import SkeletonSequence
 from motion.v1 import common_pb2
 from motion.v1 import gateway_service_pb2 as gw
-from motion.v1 import gateway_service_pb2_grpc as gw_grpc
-from services.gateway.auth import ApiKeys
-from services.gateway.server import GatewayConfig, GatewayServer
-from tests.gateway.conftest import KEY_OF, KEYS, ApiGateway
+from tests.gateway.conftest import KEY_OF, ApiGateway, start_gateway
 
 JOB_TIMEOUT_S = 240.0
 
@@ -38,17 +34,8 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> SampleKit:
 @pytest.fixture
 def running_gateway(s3_store: Any) -> Iterator[ApiGateway]:
     """A gateway that runs its jobs in-process (one at a time) over the real S3 bucket."""
-    settings = Settings(bind_host="127.0.0.1", grpc_port=0, metrics_port=0)
-    config = GatewayConfig(owner="outputs-test", max_queue=3, concurrency=1, in_process=True, scan_interval_s=60.0)
-    server = GatewayServer(settings, config, api_keys=ApiKeys(KEYS), store=s3_store)
-    port = server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}",
-                                    options=[("grpc.max_send_message_length", 80 * 1024 * 1024)])
-    try:
-        yield ApiGateway(server, gw_grpc.GatewayServiceStub(channel), s3_store, f"127.0.0.1:{port}")
-    finally:
-        channel.close()
-        server.stop(drain_timeout_s=1.0)
+    with start_gateway(s3_store, "outputs-test", concurrency=1) as gateway:
+        yield gateway
 
 
 def _wait(gateway: ApiGateway, name: str) -> gw.Job:
