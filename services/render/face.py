@@ -143,6 +143,42 @@ def face_pose(rig: FaceRig, frame: SkeletonFrame | None) -> FacePose:
                     jaw_drop_px=jaw * JAW_DROP * rig.mouth.chin_px)
 
 
+def region_boxes(rig: FaceRig, margin_px: float = 2.0) -> np.ndarray:
+    """(3, 4) axis-aligned boxes (x0, y0, x1, y1, texture pixels) holding every texel the warps can change:
+    the two eye ellipses and the band below the mouth line down to where the jaw shift fades out."""
+    boxes = []
+    for eye in (rig.left_eye, rig.right_eye):
+        u = np.array(eye.axis)
+        v = np.array([-u[1], u[0]])
+        ext = np.abs(u) * eye.half_width_px + np.abs(v) * eye.half_height_px
+        c = np.array(eye.centre_px)
+        boxes.append(np.concatenate([c - ext, c + ext]))
+    m = rig.mouth
+    u = np.array(m.axis)
+    v = np.array([-u[1], u[0]])
+    c = np.array(m.centre_px)
+    # The raster shader's mouth band: |s| < 1.25 half width, 0 < t < 1.6 chin (the gap is <= JAW_DROP chin).
+    depth = max(1.6 * m.chin_px, JAW_DROP * m.chin_px + 0.5)
+    corners = np.array([c + s * 1.25 * m.half_width_px * u + t * v for s in (-1.0, 1.0) for t in (0.0, depth)])
+    boxes.append(np.concatenate([corners.min(axis=0), corners.max(axis=0)]))
+    out = np.array(boxes, dtype=np.float64)
+    out[:, :2] -= margin_px
+    out[:, 2:] += margin_px
+    return out
+
+
+def triangles_in_boxes(points_px: np.ndarray, triangles: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Boolean mask of the triangles whose bounding box meets any of ``boxes`` (x0, y0, x1, y1)."""
+    if not len(triangles):
+        return np.zeros(0, dtype=bool)
+    tri = np.asarray(points_px, dtype=np.float64)[np.asarray(triangles)]  # (T, 3, 2)
+    lo, hi = tri.min(axis=1), tri.max(axis=1)
+    hit = np.zeros(len(tri), dtype=bool)
+    for x0, y0, x1, y1 in boxes:
+        hit |= (lo[:, 0] <= x1) & (hi[:, 0] >= x0) & (lo[:, 1] <= y1) & (hi[:, 1] >= y0)
+    return hit
+
+
 def shader_uniforms(rig: FaceRig, pose: FacePose) -> dict[str, tuple[float, ...]]:
     """Uniform values for the rasteriser's face warp (texture pixels)."""
     out: dict[str, tuple[float, ...]] = {}

@@ -7,15 +7,11 @@ bottom-left, so reading the framebuffer back then yields rows top-first without 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import hashlib
 import os
 import threading
-from collections import OrderedDict
 from types import TracebackType
-from typing import Any
 
+import cv2
 import moderngl
 import numpy as np
 
@@ -33,13 +29,23 @@ void main() {
     gl_Position = vec4(in_pos / u_size * 2.0 - 1.0, 0.0, 1.0);
 }
 """
-# The face warp (services/render/face.py) remaps texture coordinates of one layer inside the eye and mouth
-# regions (texture pixels). Gradients are taken from the unwarped coordinates so the mip level does not
-# jump at the regions' edges.
+# Every layer's triangles but the face's: one bilinear fetch. llvmpipe runs both sides of a branch for
+# every fragment, so the face warp below must not share this program (it cost ~45 ms of CPU per 720p
+# frame when every fragment went through it behind a per-layer branch).
 _FRAGMENT = """
 #version 330
 uniform sampler2DArray u_tex;
-uniform float u_face_layer;  // -1: no face warp this frame
+in vec3 v_uv;
+out vec4 f_color;
+void main() { f_color = texture(u_tex, v_uv); }
+"""
+# The face warp (services/render/face.py) remaps texture coordinates inside the eye and mouth regions
+# (texture pixels). It is drawn only for the triangles of the head's layer that touch those regions
+# (``face_span`` in ``Rasterizer.draw``). Gradients are taken from the unwarped coordinates so the filter
+# footprint does not jump at the regions' edges.
+_FACE_FRAGMENT = """
+#version 330
+uniform sampler2DArray u_tex;
 uniform vec2 u_tex_size;
 uniform vec4 u_eye0_a, u_eye0_b, u_eye1_a, u_eye1_b;  // (centre, axis), (half w, half h, closure, -)
 uniform vec4 u_mouth_a, u_mouth_b;  // (centre, axis), (half w, mouth->chin, drop px, -)
@@ -100,10 +106,6 @@ vec2 mouth_warp(vec2 p, vec4 a, vec4 b, out float dark) {
 void main() {
     vec2 gx = dFdx(v_uv.xy);
     vec2 gy = dFdy(v_uv.xy);
-    if (abs(v_uv.z - u_face_layer) > 0.5) {
-        f_color = textureGrad(u_tex, v_uv, gx, gy);
-        return;
-    }
     vec2 p = v_uv.xy * u_tex_size;
     vec4 c;
     if (eye_colour(p, u_eye0_a, u_eye0_b, v_uv.z, gx, gy, c) || eye_colour(p, u_eye1_a, u_eye1_b, v_uv.z, gx, gy, c)) {
@@ -254,96 +256,20 @@ def create_context() -> moderngl.Context:
             limit="EGL + OpenGL 3.3", actual=str(exc)) from exc
 
 
-_GL_TEXTURE_2D_ARRAY = 0x8C1A
-_GL_RGBA = 0x1908
-_GL_RGBA8 = 0x8058
-_GL_UNSIGNED_BYTE = 0x1401
-_GL_PACK_ALIGNMENT = 0x0D05
-_GL_UNPACK_ALIGNMENT = 0x0CF5
-
-
-class _MipLevels:
-    """Mipmap levels of layer textures, kept per process by content and driver.
-
-    A render worker renders a job as many short ranges, each with a new context; on llvmpipe
-    ``build_mipmaps`` JIT-compiles a blit shader in every context (~90 ms each, the larger part of a
-    Renderer's construction). The levels the driver built the first time are read back and uploaded as
-    they are afterwards, so sampling sees the very same texels. moderngl's TextureArray has no per-level
-    read/write, hence the few GL entry points through EGL.
-    """
-
-    CAPACITY = 4  # textures kept; a level chain is 4/3 of the texture's bytes
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._levels: OrderedDict[str, list[bytes]] = OrderedDict()
-        self._fns: tuple[Any, Any, Any] | None = None
-
-    def _gl(self) -> tuple[Any, Any, Any]:
-        if self._fns is None:
-            lib = ctypes.CDLL(ctypes.util.find_library("EGL") or "libEGL.so.1")
-            get = lib.eglGetProcAddress
-            get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
-            u, i, p = ctypes.c_uint, ctypes.c_int, ctypes.c_void_p
-
-            def fn(name: str, *args: type) -> Any:
-                addr = get(name.encode())
-                if not addr:
-                    raise RuntimeError(f"no {name} in this GL")
-                return ctypes.CFUNCTYPE(None, *args)(addr)
-
-            self._fns = (fn("glTexImage3D", u, i, i, i, i, i, i, u, u, p), fn("glGetTexImage", u, i, u, u, p),
-                         fn("glPixelStorei", u, i))
-        return self._fns
-
-    @staticmethod
-    def key(ctx: moderngl.Context, data: bytes, size: tuple[int, int, int]) -> str:
-        h = hashlib.blake2b(data, digest_size=20)
-        h.update(repr((size, ctx.info.get("GL_RENDERER"), ctx.info.get("GL_VERSION"))).encode())
-        return h.hexdigest()
-
-    def apply(self, ctx: moderngl.Context, tex: moderngl.TextureArray, data: bytes,
-              size: tuple[int, int, int]) -> None:
-        """Gives ``tex`` (level 0 uploaded) its full mip chain: cached levels, else ``build_mipmaps``."""
-        try:
-            key = self.key(ctx, data, size)
-            with self._lock:
-                levels = self._levels.get(key)
-                if levels is not None:
-                    self._levels.move_to_end(key)
-            tex_image_3d, get_tex_image, pixel_store = self._gl()
-        except (OSError, RuntimeError, AttributeError):
-            tex.build_mipmaps()
-            return
-        w, h, n = size
-        tex.use(0)  # binds it to GL_TEXTURE_2D_ARRAY on unit 0 for the raw calls below
-        if levels is not None:
-            pixel_store(_GL_UNPACK_ALIGNMENT, 1)
-            for k, level in enumerate(levels, start=1):
-                buf = ctypes.create_string_buffer(level, len(level))
-                tex_image_3d(_GL_TEXTURE_2D_ARRAY, k, _GL_RGBA8, max(1, w >> k), max(1, h >> k), n, 0,
-                             _GL_RGBA, _GL_UNSIGNED_BYTE, ctypes.cast(buf, ctypes.c_void_p))
-            # GL's default base/max levels (0/1000) already span the uploaded chain down to 1x1.
-            return
-        tex.build_mipmaps()
-        got: list[bytes] = []
-        pixel_store(_GL_PACK_ALIGNMENT, 1)
-        k = 1
-        while True:
-            lw, lh = max(1, w >> k), max(1, h >> k)
-            buf = ctypes.create_string_buffer(lw * lh * n * 4)
-            get_tex_image(_GL_TEXTURE_2D_ARRAY, k, _GL_RGBA, _GL_UNSIGNED_BYTE, ctypes.cast(buf, ctypes.c_void_p))
-            got.append(buf.raw)
-            if lw == 1 and lh == 1:
-                break
-            k += 1
-        with self._lock:
-            self._levels[key] = got
-            while len(self._levels) > self.CAPACITY:
-                self._levels.popitem(last=False)
-
-
-_MIPS = _MipLevels()
+def downscale_textures(textures: np.ndarray, scale: float) -> np.ndarray:
+    """(layers, H, W, 4) premultiplied textures area-averaged to ``scale`` of their size (unchanged for a
+    scale of 1 or more: magnified textures are sampled bilinearly as they are)."""
+    n, h, w = textures.shape[:3]
+    if scale >= 1.0 or n == 0:
+        return textures
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    if (sw, sh) == (w, h):
+        return textures
+    out = np.empty((n, sh, sw, 4), dtype=np.uint8)
+    for i in range(n):
+        # Premultiplied colour averages without dark fringes; INTER_AREA is a box filter, exact per run.
+        out[i] = cv2.resize(textures[i], (sw, sh), interpolation=cv2.INTER_AREA)
+    return out
 
 
 class Rasterizer:
@@ -351,20 +277,29 @@ class Rasterizer:
 
     def __init__(self, width_px: int, height_px: int, layer_textures: np.ndarray, uvs: np.ndarray,
                  layer_ids: np.ndarray, background_premul: np.ndarray | None, samples: int = 0,
-                 straight_alpha: bool = False, pack_i420: bool = True) -> None:
+                 straight_alpha: bool = False, pack_i420: bool = True, texture_scale: float = 1.0) -> None:
+        """``layer_textures``: (layers, H, W, 4) premultiplied, in character-image pixels; ``uvs`` are
+        normalised to them. ``texture_scale``: output pixels per texture pixel; textures drawn smaller than
+        they are get resampled once here (area average) to the size they are drawn at, so a plain bilinear
+        fetch is enough (trilinear mipmapping costs ~50 % more per fragment on llvmpipe, and the levels take
+        a JIT-compiled pass in every new context)."""
         self.width_px, self.height_px = int(width_px), int(height_px)
         self.ctx = create_context()
         ctx = self.ctx
         n_layers, th, tw = layer_textures.shape[:3]
-        tex_bytes = np.ascontiguousarray(layer_textures).tobytes()
-        self._tex = ctx.texture_array((tw, th, n_layers), 4, tex_bytes)
-        _MIPS.apply(ctx, self._tex, tex_bytes, (tw, th, n_layers))
-        self._tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+        textures = downscale_textures(layer_textures, texture_scale)
+        sh, sw = textures.shape[1:3]
+        self._tex = ctx.texture_array((sw, sh, n_layers), 4, np.ascontiguousarray(textures).tobytes())
+        self._tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
         self._tex.repeat_x = self._tex.repeat_y = False
         self._prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
         self._prog["u_size"].value = (float(self.width_px), float(self.height_px))  # type: ignore[union-attr]
-        self._prog["u_tex_size"].value = (float(tw), float(th))  # type: ignore[union-attr]
-        self.set_face(-1, {})
+        # Face warp regions are in the original texture's pixels whatever size it was uploaded at.
+        self._face_prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FACE_FRAGMENT)
+        self._face_prog["u_size"].value = (float(self.width_px), float(self.height_px))  # type: ignore[union-attr]
+        self._face_prog["u_tex_size"].value = (float(tw), float(th))  # type: ignore[union-attr]
+        self._face_on = False
+        self.set_face(False, {})
         n_v = len(uvs)
         self._pos = ctx.buffer(reserve=max(n_v, 1) * 8)
         static = np.concatenate([uvs.astype(np.float32), layer_ids.astype(np.float32)[:, None]], axis=1)
@@ -419,6 +354,7 @@ class Rasterizer:
             quad = np.array([0, 0, 1, 0, 0, 1, 1, 1], dtype=np.float32)
             self._i420_vao = ctx.vertex_array(i420, [(ctx.buffer(quad.tobytes()), "2f", "in_pos")])
         self._vao: moderngl.VertexArray | None = None
+        self._face_vao: moderngl.VertexArray | None = None
         self._index_capacity = 0
         self._outline_prog: moderngl.Program | None = None
         self._outline_vao: moderngl.VertexArray | None = None
@@ -439,9 +375,10 @@ class Rasterizer:
         if self._vao is None or n_indices * 4 > self._index_capacity:
             self._index_capacity = max(n_indices * 4, 4)
             self._index.orphan(self._index_capacity)
-            self._vao = self.ctx.vertex_array(
-                self._prog, [(self._pos, "2f", "in_pos"), (self._static, "2f 1f", "in_uv", "in_layer")],
-                index_buffer=self._index, index_element_size=4)
+            attrs = [(self._pos, "2f", "in_pos"), (self._static, "2f 1f", "in_uv", "in_layer")]
+            self._vao = self.ctx.vertex_array(self._prog, attrs, index_buffer=self._index, index_element_size=4)
+            self._face_vao = self.ctx.vertex_array(self._face_prog, attrs, index_buffer=self._index,
+                                                   index_element_size=4)
         return self._vao
 
     @property
@@ -483,22 +420,24 @@ class Rasterizer:
         self._outline_index.write(idx.tobytes())
         self._outline_vao.render(moderngl.TRIANGLES, vertices=len(idx))
 
-    def set_face(self, layer: int, uniforms: dict[str, tuple[float, ...]],
+    def set_face(self, on: bool, uniforms: dict[str, tuple[float, ...]],
                  mouth_rgb: tuple[float, float, float] = (0.16, 0.05, 0.06)) -> None:
-        """Face warp for the next draws: on texture layer ``layer`` (-1: off) with ``uniforms`` from
-        ``services.render.face.shader_uniforms``."""
-        prog = self._prog
-        prog["u_face_layer"].value = float(layer)  # type: ignore[union-attr]
+        """Face warp for the next draws' ``face_span`` triangles (off: they draw like any other) with
+        ``uniforms`` from ``services.render.face.shader_uniforms``."""
+        self._face_on = bool(on)
+        if not on:
+            return
+        prog = self._face_prog
         prog["u_mouth_rgb"].value = tuple(float(c) for c in mouth_rgb)  # type: ignore[union-attr]
         for name in ("u_eye0_a", "u_eye0_b", "u_eye1_a", "u_eye1_b", "u_mouth_a", "u_mouth_b"):
             prog[name].value = tuple(float(x) for x in uniforms.get(name, (0.0, 0.0, 0.0, 0.0)))  # type: ignore[union-attr]
 
     def draw_i420(self, positions_px: np.ndarray, indices: np.ndarray,
-                  outline_indices: np.ndarray | None = None) -> np.ndarray:
+                  outline_indices: np.ndarray | None = None, face_span: tuple[int, int] | None = None) -> np.ndarray:
         """Renders one opaque frame and returns it as packed I420 (H * 3/2, W) uint8 (BT.709, limited)."""
         if self._i420_fbo is None or self._i420_vao is None:
             raise ValueError("I420 output needs an opaque frame with width % 2 == 0 and height % 4 == 0")
-        self._compose(positions_px, indices, outline_indices)
+        self._compose(positions_px, indices, outline_indices, face_span)
         ctx = self.ctx
         self._i420_fbo.use()
         ctx.disable(moderngl.BLEND)
@@ -508,11 +447,12 @@ class Rasterizer:
         return np.frombuffer(data, dtype=np.uint8).reshape(self.height_px * 3 // 2, self.width_px)
 
     def draw(self, positions_px: np.ndarray, indices: np.ndarray,
-             outline_indices: np.ndarray | None = None) -> np.ndarray:
+             outline_indices: np.ndarray | None = None, face_span: tuple[int, int] | None = None) -> np.ndarray:
         """Renders one frame; triangles are drawn in ``indices`` order (back to front). Returns (H, W, 4)
         uint8 RGBA (premultiplied, or straight with ``straight_alpha``), row 0 at the top. ``outline_indices``:
-        triangles whose strokes are drawn again on top (see ``set_outline``)."""
-        self._compose(positions_px, indices, outline_indices)
+        triangles whose strokes are drawn again on top (see ``set_outline``). ``face_span``: (first, count)
+        triangles of ``indices`` drawn with the face warp when it is on (see ``set_face``)."""
+        self._compose(positions_px, indices, outline_indices, face_span)
         ctx = self.ctx
         if self._unpremul_vao is not None:
             self._final.use()
@@ -523,7 +463,7 @@ class Rasterizer:
         return np.frombuffer(data, dtype=np.uint8).reshape(self.height_px, self.width_px, 4)
 
     def _compose(self, positions_px: np.ndarray, indices: np.ndarray,
-                 outline_indices: np.ndarray | None = None) -> None:
+                 outline_indices: np.ndarray | None = None, face_span: tuple[int, int] | None = None) -> None:
         """Background + layers into the (resolved) colour texture."""
         ctx = self.ctx
         self._pos.write(np.ascontiguousarray(positions_px, dtype=np.float32).tobytes())
@@ -543,7 +483,16 @@ class Rasterizer:
             self._bg_tex.use(0)
             self._bg_vao.render(moderngl.TRIANGLE_STRIP)
         self._tex.use(0)
-        vao.render(moderngl.TRIANGLES, vertices=len(idx))
+        first, count = face_span if face_span is not None and self._face_on else (0, 0)
+        first, count = 3 * max(0, first), 3 * max(0, count)  # triangles -> index elements
+        if count and first + count <= len(idx) and self._face_vao is not None:
+            if first:
+                vao.render(moderngl.TRIANGLES, vertices=first)
+            self._face_vao.render(moderngl.TRIANGLES, vertices=count, first=first)
+            if first + count < len(idx):
+                vao.render(moderngl.TRIANGLES, vertices=len(idx) - first - count, first=first + count)
+        else:
+            vao.render(moderngl.TRIANGLES, vertices=len(idx))
         if outline_indices is not None:
             self._draw_outline(outline_indices)
         if self._msaa is not self._resolved:

@@ -25,7 +25,15 @@ from services.render.composite import (
     frame_geometry,
 )
 from services.render.encode import EncodeStats, encode_frames
-from services.render.face import MOUTH_RGB, FaceRig, face_pose, face_rig, shader_uniforms
+from services.render.face import (
+    MOUTH_RGB,
+    FaceRig,
+    face_pose,
+    face_rig,
+    region_boxes,
+    shader_uniforms,
+    triangles_in_boxes,
+)
 from services.render.hands import HandRig, articulate, hand_rig, target_hand
 from services.render.layers import RigModel, build_rig_model
 from services.render.outline import OUTLINE_SOFT, outline_threshold
@@ -153,11 +161,20 @@ class Renderer:
         bg = background_image(self.background, self.geometry, rig.background_rgb)
         self._raster = Rasterizer(self.geometry.width_px, self.geometry.height_px, textures, uvs, layer_ids,
                                   bg, samples=self.opts.samples,
-                                  straight_alpha=self.background.mode == BackgroundMode.TRANSPARENT)
+                                  straight_alpha=self.background.mode == BackgroundMode.TRANSPARENT,
+                                  texture_scale=self.geometry.scale)
         # Face warps (blink, jaw) act on the layer holding the head, when the face is big enough to show them.
         self.face: FaceRig | None = (face_rig(rig.face, self.geometry.scale)
                                      if Part.TORSO in self.parts else None)
         self._face_layer = self.parts.index(Part.TORSO) if self.face is not None else -1
+        # Only the head layer's triangles that touch the eye/mouth regions go through the (costly) face
+        # warp program: they are moved to the end of that layer's triangle list, a fixed split per rig.
+        self._face_triangles = 0
+        if self.face is not None:
+            i = self._face_layer
+            hit = triangles_in_boxes(self._rest, self._tri[i], region_boxes(self.face))
+            self._tri[i] = np.concatenate([self._tri[i][~hit], self._tri[i][hit]])
+            self._face_triangles = int(hit.sum())
         # Finger bones where the character's hands were detected and are big enough in the output.
         self.hands: list[HandRig] = []
         for side, part, lm in (("left", Part.LEFT_ARM, rig.left_hand), ("right", Part.RIGHT_ARM, rig.right_hand)):
@@ -233,25 +250,31 @@ class Renderer:
         g = self.geometry
         pos = verts * g.scale + np.array(g.offset_px)
         order = self.draw_order(index if seq is not None else None)
-        self._set_face(frame)
+        face_on = self._set_face(frame)
         indices = np.concatenate([self._tri[i] for i in order])
+        face_span = None
+        if face_on:
+            first = sum(len(self._tri[i]) for i in order[:order.index(self._face_layer)])
+            face_span = (first + len(self._tri[self._face_layer]) - self._face_triangles, self._face_triangles)
         outline = None
         if self.outline_luma is not None:
             keys = self._depth[index] if seq is not None and index is not None and len(self._depth) else None
             front = [i for i in order if self.parts[i] != Part.TORSO and (keys is None or keys[i] < 0)]
             outline = np.concatenate([self._tri[i] for i in front]) if front else None
         if i420:
-            return self._raster.draw_i420(pos, indices, outline)
-        return self._raster.draw(pos, indices, outline)
+            return self._raster.draw_i420(pos, indices, outline, face_span)
+        return self._raster.draw(pos, indices, outline, face_span)
 
-    def _set_face(self, frame: SkeletonFrame | None) -> None:
-        if self.face is None:
-            return
+    def _set_face(self, frame: SkeletonFrame | None) -> bool:
+        """Sets this frame's face warp; False when there is none (the head draws as the plain texture)."""
+        if self.face is None or not self._face_triangles:
+            return False
         pose = face_pose(self.face, frame)
         if pose.neutral:
-            self._raster.set_face(-1, {})  # exactly the undeformed texture
-        else:
-            self._raster.set_face(self._face_layer, shader_uniforms(self.face, pose), MOUTH_RGB)
+            self._raster.set_face(False, {})  # exactly the undeformed texture
+            return False
+        self._raster.set_face(True, shader_uniforms(self.face, pose), MOUTH_RGB)
+        return True
 
     def render_frames(self, seq: SkeletonSequence, start: int = 0, end: int | None = None,
                       i420: bool = False) -> Iterator[np.ndarray]:

@@ -83,17 +83,37 @@ def test_i420_shader_route_is_not_preferred_with_llvmpipe(rig, model: RigModel) 
         assert not r.prefers_i420
 
 
-def test_cached_mip_levels_render_identical_bytes_with_minified_output(rig, model: RigModel) -> None:  # type: ignore[no-untyped-def]
+def test_downscaled_textures_match_full_size_sampling_with_minified_output(
+        rig, model: RigModel) -> None:  # type: ignore[no-untyped-def]
+    """Textures drawn at half size are area-averaged once on upload; the frame must match what sampling the
+    full-size texture gives (up to filtering differences), and be repeatable."""
     from services.render import raster
 
-    raster._MIPS._levels.clear()
     seq = wave_sequence(4)
-    # Output smaller than the character: sampling reads mip levels 1 and below, not just level 0.
     opts = RenderOptions(resolution="720p", width=96, height=144)
-    frames = []
-    for _ in range(2):  # the first builds the levels in GL and keeps them, the second uploads them
+    with Renderer(rig, opts, model=model) as r:
+        assert r.geometry.scale < 0.6  # the case under test: the character is drawn smaller than it is
+        small = r.render_frame(seq, 2).copy()
+        again = r.render_frame(seq, 2).copy()
+        tex = np.stack([layer.texture_premul for layer in model.layers])
+        assert raster.downscale_textures(tex, r.geometry.scale).shape[1] < tex.shape[1]
+    original = raster.downscale_textures
+    try:
+        raster.downscale_textures = lambda t, s: t  # the full-size texture, sampled bilinearly
         with Renderer(rig, opts, model=model) as r:
-            frames.append(r.render_frame(seq, 2).copy())
-        assert len(raster._MIPS._levels) == 1
-    assert float(frames[0][..., :3].std()) > 5.0
-    assert np.array_equal(frames[0], frames[1])
+            full = r.render_frame(seq, 2).copy()
+    finally:
+        raster.downscale_textures = original
+    assert np.array_equal(small, again)
+    assert float(small[..., :3].std()) > 5.0
+    diff = np.abs(small.astype(np.int16) - full.astype(np.int16))
+    assert float(diff.mean()) < 4.0, float(diff.mean())
+
+
+def test_downscale_textures_keeps_size_with_scale_at_least_one() -> None:
+    from services.render.raster import downscale_textures
+
+    tex = np.zeros((2, 40, 30, 4), np.uint8)
+    assert downscale_textures(tex, 1.0) is tex
+    assert downscale_textures(tex, 2.5) is tex
+    assert downscale_textures(tex, 0.5).shape == (2, 20, 15, 4)
