@@ -93,6 +93,8 @@ def run_embedded(
     orchestrator = Orchestrator(InProcessStages(store, model_dir=model_dir or settings.model_dir), store)
     run = orchestrator.run(image_ref, video_ref, opts, progress=report, cancel=cancel,
                            output_path=pathlib.Path(out))
+    # The stages' own durations where they ran (the rig is built while pose runs); progress marks otherwise.
+    stage_s.update(run.stage_s)
     return EmbeddedResult(output=pathlib.Path(out), run=run, store=store, rig_key=run.rig.key,
                           skeleton_key=run.retargeted.key, stage_s=stage_s)
 

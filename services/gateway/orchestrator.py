@@ -8,6 +8,7 @@ orchestration (caching, fan-out, retries, joining) is the same code in both mode
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import contextvars
 import functools
@@ -166,6 +167,8 @@ class OrchestratorResult:
     rig: ObjectRef
     retargeted: ObjectRef
     skeleton_export: ObjectRef | None = None
+    # Seconds each stage ran in this job (cache hits absent); rig and pose overlap, so they need not add up.
+    stage_s: dict[str, float] = field(default_factory=dict)
 
 
 class Stages(Protocol):
@@ -503,12 +506,15 @@ def frame_ranges(frame_count: int, frames_per_range: int) -> list[tuple[int, int
 
 
 @contextlib.contextmanager
-def _timed(stage: str) -> Iterator[None]:
+def _timed(stage: str, into: dict[str, float] | None = None) -> Iterator[None]:
     t0 = time.monotonic()
     try:
         yield
     finally:
-        metrics.STAGE_DURATION_S.labels(stage).observe(time.monotonic() - t0)
+        elapsed = time.monotonic() - t0
+        metrics.STAGE_DURATION_S.labels(stage).observe(elapsed)
+        if into is not None:
+            into[stage] = into.get(stage, 0.0) + elapsed
 
 
 def _sha256_of(store: Any, ref: ObjectRef) -> str:
@@ -576,42 +582,57 @@ class Orchestrator:
         video_sha = _sha256_of(self.store, video)
         image_sha = _sha256_of(self.store, image)
 
+        stage_s: dict[str, float] = {}
         check_cancel()
-        report("pose", 0, 1, "")
-        skel_key = self.skeleton_cache_key(video_sha, opts)
-        performer = self._cache_get(skel_key)
-        skeleton_hit = performer is not None
-        if performer is None:
-            metrics.CACHE_MISSES.labels("skeleton").inc()
-            with _timed("pose"):
-                performer = self.stages.extract_pose(video, opts, report)
-            self._cache_put(skel_key, performer)
-        else:
-            metrics.CACHE_HITS.labels("skeleton").inc()
-        report("pose", 1, 1, "cache hit" if skeleton_hit else "")
-
-        check_cancel()
-        report("rig", 0, 1, "")
+        # The character's rig does not depend on the video: it is built while the pose stage runs (each
+        # stage uses about one core on a laptop's two, and they are separate services in the mesh).
         joints = ObjectRef(key=opts.joints_override) if opts.joints_override else None
         joints_sha = _sha256_of(self.store, joints) if joints is not None else ""
         rig_key = self.rig_cache_key(image_sha, joints_sha)
         rig = self._cache_get(rig_key)
         rig_hit = rig is not None
-        warnings: list[str] = []
+        rig_future: concurrent.futures.Future[RigResult] | None = None
         if rig is None:
             metrics.CACHE_MISSES.labels("rig").inc()
-            with _timed("rig"):
-                rig_result = self.stages.build_rig(image, joints)
+            report("rig", 0, 1, "")
+            pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="rig")
+            # A copy of the caller's context so the rig stage's log lines keep the job id.
+            rig_future = pool.submit(contextvars.copy_context().run, self._build_rig, image, joints, stage_s)
+            pool.shutdown(wait=False)
+        else:
+            metrics.CACHE_HITS.labels("rig").inc()
+
+        report("pose", 0, 1, "")
+        skel_key = self.skeleton_cache_key(video_sha, opts)
+        performer = self._cache_get(skel_key)
+        skeleton_hit = performer is not None
+        try:
+            if performer is None:
+                metrics.CACHE_MISSES.labels("skeleton").inc()
+                with _timed("pose", stage_s):
+                    performer = self.stages.extract_pose(video, opts, report)
+                self._cache_put(skel_key, performer)
+            else:
+                metrics.CACHE_HITS.labels("skeleton").inc()
+        except BaseException:
+            if rig_future is not None:
+                rig_future.cancel()  # the job fails on the pose error; a rig already under way finishes alone
+            raise
+        report("pose", 1, 1, "cache hit" if skeleton_hit else "")
+
+        check_cancel()
+        warnings: list[str] = []
+        if rig_future is not None:
+            rig_result = rig_future.result()
             rig = rig_result.rig
             warnings.extend(rig_result.warnings)
             self._cache_put(rig_key, rig)
-        else:
-            metrics.CACHE_HITS.labels("rig").inc()
+        assert rig is not None  # noqa: S101 - for mypy: from the cache or from the stage
         report("rig", 1, 1, "cache hit" if rig_hit else "")
 
         check_cancel()
         report("retarget", 0, 1, "")
-        with _timed("retarget"):
+        with _timed("retarget", stage_s):
             rt = self.stages.retarget(performer, rig, opts)
         warnings.extend(w for w in rt.warnings if w not in warnings)
         report("retarget", 1, 1, f"trimmed {rt.trimmed_s:.2f}s" if rt.trimmed_s > 0 else "")
@@ -620,21 +641,25 @@ class Orchestrator:
 
         check_cancel()
         ranges = frame_ranges(rt.frame_count, opts.frames_per_range)
-        with _timed("render"):
+        with _timed("render", stage_s):
             segments, retries = self._render_ranges(rig, rt.skeleton, opts, ranges, rt.frame_count, report, cancel)
         metrics.FRAMES_RENDERED.inc(rt.frame_count)
 
         check_cancel()
         report("join", 0, 1, "")
-        with _timed("join"):
+        with _timed("join", stage_s):
             result = self._join(segments, video, opts, output_path)
         report("join", 1, 1, "")
         return OrchestratorResult(
             result=result, frame_count=rt.frame_count, trimmed_s=rt.trimmed_s, warnings=warnings,
             ignored_options=opts.ignored_options(), skeleton_cache_hit=skeleton_hit, rig_cache_hit=rig_hit,
             ranges=len(ranges), range_retries=retries, rig=rig, retargeted=rt.skeleton,
-            skeleton_export=rt.skeleton if opts.export_skeleton else None,
+            skeleton_export=rt.skeleton if opts.export_skeleton else None, stage_s=stage_s,
         )
+
+    def _build_rig(self, image: ObjectRef, joints: ObjectRef | None, stage_s: dict[str, float]) -> RigResult:
+        with _timed("rig", stage_s):
+            return self.stages.build_rig(image, joints)
 
     def _render_ranges(
         self,
