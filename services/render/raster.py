@@ -7,9 +7,12 @@ bottom-left, so reading the framebuffer back then yields rows top-first without 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import threading
 from types import TracebackType
+from typing import Any
 
 import cv2
 import moderngl
@@ -256,6 +259,26 @@ def create_context() -> moderngl.Context:
             limit="EGL + OpenGL 3.3", actual=str(exc)) from exc
 
 
+_GL_FLUSH: list[Any] = []
+
+
+def _flush() -> None:
+    """glFlush (moderngl has only finish): hands the queued frame to the driver without waiting for it."""
+    if not _GL_FLUSH:
+        fn: Any = None
+        try:
+            lib = ctypes.CDLL(ctypes.util.find_library("EGL") or "libEGL.so.1")
+            get = lib.eglGetProcAddress
+            get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
+            addr = get(b"glFlush")
+            fn = ctypes.CFUNCTYPE(None)(addr) if addr else None
+        except (OSError, AttributeError):
+            fn = None
+        _GL_FLUSH.append(fn)
+    if _GL_FLUSH[0] is not None:
+        _GL_FLUSH[0]()
+
+
 def downscale_textures(textures: np.ndarray, scale: float) -> np.ndarray:
     """(layers, H, W, 4) premultiplied textures area-averaged to ``scale`` of their size (unchanged for a
     scale of 1 or more: magnified textures are sampled bilinearly as they are)."""
@@ -435,16 +458,8 @@ class Rasterizer:
     def draw_i420(self, positions_px: np.ndarray, indices: np.ndarray,
                   outline_indices: np.ndarray | None = None, face_span: tuple[int, int] | None = None) -> np.ndarray:
         """Renders one opaque frame and returns it as packed I420 (H * 3/2, W) uint8 (BT.709, limited)."""
-        if self._i420_fbo is None or self._i420_vao is None:
-            raise ValueError("I420 output needs an opaque frame with width % 2 == 0 and height % 4 == 0")
-        self._compose(positions_px, indices, outline_indices, face_span)
-        ctx = self.ctx
-        self._i420_fbo.use()
-        ctx.disable(moderngl.BLEND)
-        self._colour.use(0)
-        self._i420_vao.render(moderngl.TRIANGLE_STRIP)
-        data = self._i420_fbo.read(components=4 if self._i420_packed else 1, alignment=1)
-        return np.frombuffer(data, dtype=np.uint8).reshape(self.height_px * 3 // 2, self.width_px)
+        self.submit(positions_px, indices, outline_indices, face_span, i420=True)
+        return self.read(i420=True)
 
     def draw(self, positions_px: np.ndarray, indices: np.ndarray,
              outline_indices: np.ndarray | None = None, face_span: tuple[int, int] | None = None) -> np.ndarray:
@@ -452,13 +467,37 @@ class Rasterizer:
         uint8 RGBA (premultiplied, or straight with ``straight_alpha``), row 0 at the top. ``outline_indices``:
         triangles whose strokes are drawn again on top (see ``set_outline``). ``face_span``: (first, count)
         triangles of ``indices`` drawn with the face warp when it is on (see ``set_face``)."""
+        self.submit(positions_px, indices, outline_indices, face_span)
+        return self.read()
+
+    def submit(self, positions_px: np.ndarray, indices: np.ndarray,
+               outline_indices: np.ndarray | None = None, face_span: tuple[int, int] | None = None,
+               i420: bool = False) -> None:
+        """Queues one frame's drawing (see ``draw``) and starts it: the driver rasterises (llvmpipe: in its
+        own threads) while the caller prepares the next frame; ``read`` then waits for the pixels."""
+        if i420 and (self._i420_fbo is None or self._i420_vao is None):
+            raise ValueError("I420 output needs an opaque frame with width % 2 == 0 and height % 4 == 0")
         self._compose(positions_px, indices, outline_indices, face_span)
         ctx = self.ctx
-        if self._unpremul_vao is not None:
+        if i420 and self._i420_fbo is not None and self._i420_vao is not None:
+            self._i420_fbo.use()
+            ctx.disable(moderngl.BLEND)
+            self._colour.use(0)
+            self._i420_vao.render(moderngl.TRIANGLE_STRIP)
+        elif self._unpremul_vao is not None:
             self._final.use()
             ctx.disable(moderngl.BLEND)
             self._colour.use(0)
             self._unpremul_vao.render(moderngl.TRIANGLE_STRIP)
+        _flush()
+
+    def read(self, i420: bool = False) -> np.ndarray:
+        """The pixels of the last ``submit`` (with the same ``i420``)."""
+        if i420:
+            if self._i420_fbo is None:
+                raise ValueError("I420 output needs an opaque frame with width % 2 == 0 and height % 4 == 0")
+            data = self._i420_fbo.read(components=4 if self._i420_packed else 1, alignment=1)
+            return np.frombuffer(data, dtype=np.uint8).reshape(self.height_px * 3 // 2, self.width_px)
         data = self._final.read(components=4, alignment=1)
         return np.frombuffer(data, dtype=np.uint8).reshape(self.height_px, self.width_px, 4)
 

@@ -134,6 +134,15 @@ def depth_states(seq: SkeletonSequence, parts: list[Part]) -> np.ndarray:
     return keys
 
 
+@dataclass
+class _FrameInputs:
+    positions_px: np.ndarray
+    indices: np.ndarray
+    outline: np.ndarray | None
+    face_span: tuple[int, int] | None
+    face: dict[str, tuple[float, ...]] | None
+
+
 class Renderer:
     """Renders frames of a retargeted sequence with one rig; holds a GL context (a context manager)."""
 
@@ -241,6 +250,11 @@ class Renderer:
     def render_frame(self, seq: SkeletonSequence | None, index: int | None, i420: bool = False) -> np.ndarray:
         """One frame as (H, W, 4) uint8 straight-alpha RGBA (``seq=None``: the rest pose), or as packed
         I420 (H * 3/2, W) with ``i420``."""
+        self._submit(self._frame_inputs(seq, index), i420)
+        return self._raster.read(i420=i420)
+
+    def _frame_inputs(self, seq: SkeletonSequence | None, index: int | None) -> _FrameInputs:
+        """Everything a frame's drawing needs, computed on the CPU without touching GL state."""
         frame = None
         if seq is not None and index is not None:
             self._prepare(seq)
@@ -250,10 +264,10 @@ class Renderer:
         g = self.geometry
         pos = verts * g.scale + np.array(g.offset_px)
         order = self.draw_order(index if seq is not None else None)
-        face_on = self._set_face(frame)
         indices = np.concatenate([self._tri[i] for i in order])
+        face = self._face_uniforms(frame)
         face_span = None
-        if face_on:
+        if face is not None:
             first = sum(len(self._tri[i]) for i in order[:order.index(self._face_layer)])
             face_span = (first + len(self._tri[self._face_layer]) - self._face_triangles, self._face_triangles)
         outline = None
@@ -261,20 +275,23 @@ class Renderer:
             keys = self._depth[index] if seq is not None and index is not None and len(self._depth) else None
             front = [i for i in order if self.parts[i] != Part.TORSO and (keys is None or keys[i] < 0)]
             outline = np.concatenate([self._tri[i] for i in front]) if front else None
-        if i420:
-            return self._raster.draw_i420(pos, indices, outline, face_span)
-        return self._raster.draw(pos, indices, outline, face_span)
+        return _FrameInputs(pos, indices, outline, face_span, face)
 
-    def _set_face(self, frame: SkeletonFrame | None) -> bool:
-        """Sets this frame's face warp; False when there is none (the head draws as the plain texture)."""
+    def _submit(self, inputs: _FrameInputs, i420: bool) -> None:
+        if inputs.face is not None:
+            self._raster.set_face(True, inputs.face, MOUTH_RGB)
+        else:
+            self._raster.set_face(False, {})  # exactly the undeformed texture
+        self._raster.submit(inputs.positions_px, inputs.indices, inputs.outline, inputs.face_span, i420=i420)
+
+    def _face_uniforms(self, frame: SkeletonFrame | None) -> dict[str, tuple[float, ...]] | None:
+        """This frame's face warp uniforms; None when there is none (the head draws as the plain texture)."""
         if self.face is None or not self._face_triangles:
-            return False
+            return None
         pose = face_pose(self.face, frame)
         if pose.neutral:
-            self._raster.set_face(False, {})  # exactly the undeformed texture
-            return False
-        self._raster.set_face(True, shader_uniforms(self.face, pose), MOUTH_RGB)
-        return True
+            return None
+        return shader_uniforms(self.face, pose)
 
     def render_frames(self, seq: SkeletonSequence, start: int = 0, end: int | None = None,
                       i420: bool = False) -> Iterator[np.ndarray]:
@@ -284,8 +301,18 @@ class Renderer:
         if start < 0 or start > stop:
             raise InputError("render.frame_range", "frame range is outside the sequence",
                              limit=f"0 <= start <= {stop}", actual=[start, end])
+        # One frame in flight: frame i rasterises (llvmpipe's threads; a GPU) while the CPU skins frame i + 1.
+        # Each frame's pixels depend only on its own inputs, so this is the same as rendering them one by one.
+        if start >= stop:
+            return
+        self._submit(self._frame_inputs(seq, start), i420)
         for i in range(start, stop):
-            yield self.render_frame(seq, i, i420=i420)
+            nxt = self._frame_inputs(seq, i + 1) if i + 1 < stop else None
+            pixels = self._raster.read(i420=i420)
+            if nxt is not None:
+                # The reader may hold on to ``pixels`` (a fresh buffer per read) while the next frame draws.
+                self._submit(nxt, i420)
+            yield pixels
 
     @property
     def supports_i420(self) -> bool:

@@ -135,3 +135,17 @@ def test_face_pose_swaps_eyes_with_mirrored_frame() -> None:
     assert face_pose(fr, f).left_closure == 1.0 and face_pose(fr, f).right_closure == 0.0
     f.mirrored = True
     assert face_pose(fr, f).left_closure == 0.0 and face_pose(fr, f).right_closure == 1.0
+
+
+def test_pipelined_frames_equal_single_frames_with_changing_face_warps() -> None:
+    """render_frames draws frame i + 1's inputs while frame i rasterises; uniforms set for the next frame
+    must not leak into the one in flight (RGBA and the I420 route)."""
+    seq = _seq([BLINK, NEUTRAL, JAW, FaceExpression(jaw_open=0.6, left_eye_open=0.2), NEUTRAL, BLINK])
+    opts = RenderOptions(background="solid:#203040", width=W_PX * SCALE, height=H_PX * SCALE)
+    with Renderer(_rig(), opts) as r:
+        assert r._face_triangles > 0
+        for i420 in (False, True):
+            streamed = [f.copy() for f in r.render_frames(seq, i420=i420)]
+            single = [r.render_frame(seq, i, i420=i420).copy() for i in range(len(seq.frames))]
+            assert all(np.array_equal(a, b) for a, b in zip(streamed, single, strict=True))
+            assert not np.array_equal(streamed[0], streamed[1])  # the warps really differ frame to frame
