@@ -111,6 +111,10 @@ class RenderWorker:
             self.store.put_json(index_key, {"key": ref.key, "warnings": list(rig.warnings)})
             return RigResult(ref, False, list(rig.warnings))
 
+    def warm(self, ref: common_pb2.ObjectRef) -> None:
+        """Builds (and keeps) the render model of a rig ahead of its first range."""
+        self._rig_and_model(ref)
+
     def _rig_and_model(self, ref: common_pb2.ObjectRef) -> tuple[CharacterRig, RigModel]:
         with self._models_lock:
             hit = self._models.get(ref.key)
