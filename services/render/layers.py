@@ -4,6 +4,12 @@ The torso layer covers the trunk even where an arm lay across it in the image (t
 from the torso alone), so a moving limb uncovers plausible torso, never a hole or a ghost of itself.
 Limb layers blend into the torso bone near their root joint, so shoulders and hips stretch instead of
 opening; layers overlap by a few pixels at their cuts so seams never show the background.
+
+The torso fill also reaches under each shoulder's arm root (no wedge of background at the armpit) and, in
+photos, under arms hanging against the flanks (the convex hull of the torso between shoulder and hip
+lines). In a photo on a plain wall, thin slivers of wall the mask enclosed between an arm and the flank
+("pockets", see ``background_pockets``) belong to no layer: they no longer stay on the waist as white
+wedges or swing out with the arm.
 """
 
 from __future__ import annotations
@@ -33,6 +39,19 @@ MESH_PER_BONE = 0.3
 # A limb claims every pixel within this many of its half-thicknesses of its bones (see label_parts).
 LIMB_CLAIM = 0.7
 LIMB_CLAIM_OUTSIDE_TRUNK = 1.3
+# The torso fill reaches this many arm half-thicknesses round each shoulder joint.
+LIMB_ROOT_FILL = 1.2
+# Photos: a mask pixel within this Lab distance of the (hole-filled) background behind it is background.
+POCKET_DELTA = 12.0
+# Pockets smaller than this (pixels) or shorter than this fraction of the height are left alone: specks
+# the texture's edge cleaning handles, a watch face.
+POCKET_MIN_PX = 12
+POCKET_MIN_LENGTH = 0.05
+# ...and thinner than this fraction of the character's height (half-width), and at least this many times
+# longer than wide: a gap between sleeve and flank, not a white garment or an eye.
+POCKET_MAX_RADIUS = 0.015
+POCKET_ELONGATION = 4.0
+POCKET_EDGE_PX = 2
 _ROOT_JOINT = {Part.LEFT_ARM: "left_shoulder", Part.RIGHT_ARM: "right_shoulder",
                Part.LEFT_LEG: "left_hip", Part.RIGHT_LEG: "right_hip"}
 
@@ -159,11 +178,123 @@ def label_parts(mask: np.ndarray, bones: Bones, radius: dict[Part, float],
     return np.where(mask > 0, np.where(smooth >= 0, smooth, labels), -1).astype(np.int8)
 
 
-def _trunk_polygon(joints: dict[str, np.ndarray], grow: float) -> np.ndarray | None:
+def background_pockets(rig: CharacterRig, labels: np.ndarray, bones: Bones,
+                       height_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """(pocket, labels) for a photo: the background its mask enclosed between two body parts, and labels
+    with the pixels a limb could only reach across such a pocket given back to the torso.
+
+    An arm hanging close to the body leaves a sliver of wall between sleeve and flank that the mask's
+    closing (and hole filling) takes in, and the sleeve's claim takes the shirt flank beyond it too. When
+    the arm rose, the sliver stayed as a white wedge at the waist and the flank swung out with the arm. A
+    pocket is a thin, elongated patch of mask pixels with the colour of the background behind them (a
+    white shirt is wide, eye whites and a watch face are small and round).
+    """
+    h, w = labels.shape
+    lab = cv2.cvtColor(np.ascontiguousarray(rig.texture_rgba[..., :3]), cv2.COLOR_RGB2LAB).astype(np.float32)
+    bg = cv2.cvtColor(np.ascontiguousarray(rig.background_rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
+    inside = labels >= 0
+    cand = (inside & (np.linalg.norm(lab - bg, axis=2) < POCKET_DELTA)).astype(np.uint8)
+    # Background-coloured pixels that reach the outline are the mask's own rim, not an enclosed pocket.
+    outside = cv2.dilate((~inside).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    pocket = np.zeros((h, w), dtype=bool)
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=8)
+    if n <= 1:
+        return pocket, labels
+    dist = cv2.distanceTransform(cand, cv2.DIST_L2, 3)
+    max_radius = POCKET_MAX_RADIUS * height_px
+    for i in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        if area < POCKET_MIN_PX or np.hypot(bw, bh) < POCKET_MIN_LENGTH * height_px:
+            continue
+        own = comp[y:y + bh, x:x + bw] == i
+        if outside[y:y + bh, x:x + bw][own].any():
+            continue
+        radius = float(dist[y:y + bh, x:x + bw][own].max())
+        if radius > max_radius or np.hypot(bw, bh) < POCKET_ELONGATION * 2.0 * radius:
+            continue
+        pocket[y:y + bh, x:x + bw] |= own
+    if not pocket.any():
+        return pocket, labels
+    # With the anti-aliased pixels along its edges (half wall, half sleeve), which would stay as a light
+    # streak on the flank.
+    pocket = (cv2.dilate(pocket.astype(np.uint8), cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (2 * POCKET_EDGE_PX + 1, 2 * POCKET_EDGE_PX + 1))) > 0) & inside
+    out = np.where(pocket, -1, labels).astype(np.int8)
+    # Limb pixels whose straight path to their limb's bones crosses a pocket lie beyond the gap: the
+    # torso's flank, not the sleeve.
+    ys, xs = np.nonzero((out > int(Part.TORSO)) & (cv2.dilate(pocket.astype(np.uint8),
+                                                              np.ones((3, 3), np.uint8)) == 0))
+    if len(ys):
+        pts = np.stack([xs, ys], axis=1).astype(np.float64)
+        part = out[ys, xs]
+        nearest = pts.copy()
+        best = np.full(len(pts), np.inf)
+        for b, spec in enumerate(bones.specs):
+            if spec.part == Part.TORSO:
+                continue
+            a0, a1 = bones.rest_parent[b], bones.rest_child[b]
+            ab = a1 - a0
+            t = np.clip(((pts - a0) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+            closest = a0 + t[:, None] * ab
+            d = np.hypot(*(pts - closest).T)
+            better = (part == int(spec.part)) & (d < best)
+            best[better] = d[better]
+            nearest[better] = closest[better]
+        crossed = np.zeros(len(pts), dtype=bool)
+        for f in np.linspace(0.1, 0.9, 9):
+            q = np.round(pts + f * (nearest - pts)).astype(np.int64)
+            qx, qy = np.clip(q[:, 0], 0, w - 1), np.clip(q[:, 1], 0, h - 1)
+            crossed |= pocket[qy, qx]
+        out[ys[crossed], xs[crossed]] = int(Part.TORSO)
+    return pocket, out
+
+
+# The trunk band reaches this fraction of the spine below the hip line (a shirt's hem, hands in pockets).
+TRUNK_HULL_BELOW_HIPS = 0.15
+
+
+def _trunk_hull(torso: np.ndarray, joints: dict[str, np.ndarray]) -> np.ndarray:
+    """The convex hull of the torso's own pixels between the shoulder line and just below the hip line.
+
+    The torso's silhouette runs on under an arm hanging against it (the flank from armpit to hem); the
+    joint quad alone stops at the hip joints, well inside the body, so a moving arm uncovered a notch of
+    background at the waist.
+    """
+    h, w = torso.shape
+    if "hip_center" not in joints or "shoulder_center" not in joints:
+        return np.zeros((h, w), dtype=bool)
+    base, top = joints["hip_center"], joints["shoulder_center"]
+    axis = top - base
+    length2 = float(axis @ axis)
+    if length2 < 1.0:
+        return np.zeros((h, w), dtype=bool)
+    ys, xs = np.nonzero(torso)
+    t = ((np.stack([xs, ys], axis=1) - base) @ axis) / length2
+    keep = (t >= -TRUNK_HULL_BELOW_HIPS) & (t <= 1.0)
+    out = np.zeros((h, w), np.uint8)
+    if int(keep.sum()) < 3:
+        return out > 0
+    hull = cv2.convexHull(np.stack([xs[keep], ys[keep]], axis=1).astype(np.int32))
+    cv2.fillConvexPoly(out, hull, 1)
+    # Only within the band: above the shoulders the hull would take in arms raised beside the head.
+    yy, xx = np.mgrid[0:h, 0:w]
+    tt = ((xx - base[0]) * axis[0] + (yy - base[1]) * axis[1]) / length2
+    return (out > 0) & (tt >= -TRUNK_HULL_BELOW_HIPS) & (tt <= 1.0)
+
+
+def _trunk_polygon(joints: dict[str, np.ndarray], grow: float, hip_out_px: float = 0.0) -> np.ndarray | None:
+    """The shoulder-hip quad grown about its centre; ``hip_out_px`` moves the hip corners outward along
+    the hip line (hip joints sit about a thigh's half-width inside the body's flank)."""
     names = ("left_shoulder", "right_shoulder", "right_hip", "left_hip")
     if not all(n in joints for n in names):
         return None
     quad = np.array([joints[n] for n in names], dtype=np.float64)
+    if hip_out_px > 0:
+        hip = quad[2] - quad[3]
+        n = float(np.hypot(*hip))
+        if n > 1e-6:
+            quad[2] += hip / n * hip_out_px
+            quad[3] -= hip / n * hip_out_px
     centre = quad.mean(axis=0)
     return np.asarray(centre + (quad - centre) * grow)
 
@@ -185,14 +316,31 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
     spacing = spacing_px if spacing_px else max(4.0, height_px / 45.0)
     mask = rig.mask > 0
     radius = _part_radius(bones, joints, height_px)
-    if outline_threshold(rig.texture_rgba, rig.mask, has_face=rig.face is not None) is not None:
+    line_art = outline_threshold(rig.texture_rgba, rig.mask, has_face=rig.face is not None) is not None
+    if line_art:
         radius = _measured_radius(rig.mask, bones, radius)
     head = None
     if "nose" in joints and "shoulder_center" in joints:
         head = (joints["nose"], 0.8 * float(np.hypot(*(joints["nose"] - joints["shoulder_center"]))))
-    labels = label_parts(mask, bones, radius, _trunk_polygon(joints, 1.0), head)
+    # The trunk reaches the flank at the hips: a shirt's hem beside a hanging hand is torso, not a flap of
+    # the arm's sleeve.
+    # (Photos: a drawing's trunk is outlined where it is drawn, and its fat legs are measured instead.)
+    hip_out = 0.0 if line_art else 0.5 * (radius[Part.LEFT_LEG] + radius[Part.RIGHT_LEG])
+    labels = label_parts(mask, bones, radius, _trunk_polygon(joints, 1.0, hip_out), head)
     tex = decontaminate_edges(rig.texture_rgba)
     alpha_src = tex[..., 3]
+    torso_pocket = np.zeros((h, w), dtype=bool)
+    if not line_art and rig.mask_source == "threshold":
+        # Only on a plain wall is the hole-filled background a reliable colour to compare with.
+        pocket, labels = background_pockets(rig, labels, bones, height_px)
+        if pocket.any():
+            # Background caught between parts belongs to no layer; the torso fill covers the pockets that
+            # border the torso (the shirt continues under the arm).
+            alpha_src = np.where(pocket, 0, alpha_src).astype(np.uint8)
+            near_torso = cv2.dilate((labels == int(Part.TORSO)).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            _, comp = cv2.connectedComponents(pocket.astype(np.uint8), connectivity=8)
+            touching = np.unique(comp[near_torso & pocket])
+            torso_pocket = np.isin(comp, touching[touching > 0])
     present_parts = sorted({int(p) for p in np.unique(labels) if p >= 0})
 
     layers: list[Layer] = []
@@ -207,8 +355,24 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
                 poly = np.zeros((h, w), np.uint8)
                 cv2.fillConvexPoly(poly, np.round(trunk).astype(np.int32), 1)
                 covered = (poly > 0) & mask & ~own
-                region |= covered
-            rgb = inpaint_rgb(tex[..., :3], covered, known=own) if np.any(covered) else tex[..., :3]
+            # Under each arm's root the torso goes on: an arm swinging away from the trunk uncovers it, and
+            # without fill there the armpit showed a wedge of background.
+            yy, xx = np.mgrid[0:h, 0:w]
+            for limb, root in _ROOT_JOINT.items():
+                # (Arms only: a leg's root is under the belt or hem, and fill there smeared it when the
+                # legs spread.)
+                if root in joints and limb in (Part.LEFT_ARM, Part.RIGHT_ARM):
+                    near = np.hypot(xx - joints[root][0], yy - joints[root][1]) <= LIMB_ROOT_FILL * radius[limb]
+                    covered |= near & (labels == int(limb))
+            if not line_art:
+                # A photo's torso continues under the arms; a drawing's is drawn (outlined) where it ends.
+                covered |= torso_pocket | (_trunk_hull(own | torso_pocket, joints) & mask & ~own)
+            region |= covered
+            # Colours come from the torso's solid pixels: its anti-aliased rim is half background.
+            known = own & (alpha_src >= 250)
+            if not known.any():
+                known = own
+            rgb = inpaint_rgb(tex[..., :3], covered, known=known) if np.any(covered) else tex[..., :3]
             alpha = np.where(covered, 255, alpha_src).astype(np.uint8)
         else:
             # Only the limb's own pixels: torso pixels carried by a limb would swing with it as flaps.

@@ -340,6 +340,7 @@ def compute_skin(vertices: np.ndarray, triangles: np.ndarray, bones: Bones, allo
             avg = acc / np.maximum(deg, 1.0)[:, None]
             raw = (0.5 * raw + 0.5 * avg) * allowed
             raw = _normalise(raw)
+    raw = _angular_hinge_weights(vertices, bones, raw, scale_px)
     k = min(MAX_INFLUENCES, max(n_b, 1))
     order = np.argsort(-raw, axis=1, kind="stable")[:, :k]
     w = np.take_along_axis(raw, order, axis=1)
@@ -354,6 +355,66 @@ def compute_skin(vertices: np.ndarray, triangles: np.ndarray, bones: Bones, allo
             sel = (order[:, 0] == i) & (order[:, 1] == j) & (w[:, 1] > 0)
             pivot[sel] = shared
     return Skin(order.astype(np.int32), w, pivot)
+
+
+# Elbows and knees: skin within this many limb half-thicknesses of the joint splits between the two bones
+# by its angle about the joint, fading back to the distance weights over one more half-thickness.
+HINGE_REACH = 1.5
+# Within this angle (degrees) of either bone's axis the skin stays fully on that bone: the bones' middles
+# stay rigid (the exact rig check), and the joint may still bend by the arc less twice this before folding.
+HINGE_AXIS_DEG = 15.0
+# Only joints drawn nearly straight (the inner angle between the bones at rest, degrees, at least this): a
+# limb drawn folded keeps its distance weights (its forearm lies beside the upper arm, see
+# _geodesic_weights).
+HINGE_MIN_REST_DEG = 120.0
+_HINGES = (("left_upper_arm", "left_forearm"), ("right_upper_arm", "right_forearm"),
+           ("left_thigh", "left_shin"), ("right_thigh", "right_shin"))
+
+
+def _angular_hinge_weights(vertices: np.ndarray, bones: Bones, raw: np.ndarray, scale_px: float) -> np.ndarray:
+    """Splits the two bones' weight around an elbow or knee by the vertex's angle about the joint.
+
+    With weights that fall off with distance, the blend band is a strip across the limb: on the inside of a
+    strongly bent elbow the skin in that strip turns past the skin beside it (deformed angle = rest angle +
+    weight x bend is not monotonic in the rest angle), and the folded triangles showed as a dark crease or
+    shards. With the weight linear in the angle from one bone's axis to the other's (t = angle / arc), each
+    side of the joint is compressed or stretched evenly and nothing folds until the bend closes the arc.
+    Vertices near a bone's axis keep weight 0 or 1, so the bones themselves stay exact.
+    """
+    out = raw
+    reach = HINGE_REACH * max(scale_px, 1.0)
+    for upper, lower in _HINGES:
+        a, b = bones.index(upper), bones.index(lower)
+        if a < 0 or b < 0:
+            continue
+        joint = bones.rest_child[a]
+        to_a = bones.rest_parent[a] - joint
+        to_b = bones.rest_child[b] - joint
+        beta = (np.arctan2(to_b[1], to_b[0]) - np.arctan2(to_a[1], to_a[0])) % (2 * np.pi)
+        inner = min(beta, 2 * np.pi - beta)
+        if np.degrees(inner) < HINGE_MIN_REST_DEG:
+            continue
+        rel = vertices - joint
+        r = np.hypot(rel[:, 0], rel[:, 1])
+        pair = raw[:, a] + raw[:, b]
+        # The limb's own skin near the joint (not the torso's, nor a hand lying over the elbow).
+        sel = (r < 2.0 * reach) & (pair > 0.5)
+        if not sel.any():
+            continue
+        phi = (np.arctan2(rel[sel, 1], rel[sel, 0]) - np.arctan2(to_a[1], to_a[0])) % (2 * np.pi)
+        dead = np.radians(HINGE_AXIS_DEG)
+        t = np.where(phi <= beta, (phi - dead) / (beta - 2 * dead),
+                     (2 * np.pi - phi - dead) / (2 * np.pi - beta - 2 * dead))
+        t = np.clip(t, 0.0, 1.0)
+        old_t = raw[sel, b] / pair[sel]
+        fade = np.clip(2.0 - r[sel] / reach, 0.0, 1.0)  # 1 within reach, 0 at twice the reach
+        new_t = fade * t + (1.0 - fade) * old_t
+        if out is raw:
+            out = raw.copy()
+        idx = np.nonzero(sel)[0]
+        out[idx, a] = pair[sel] * (1.0 - new_t)
+        out[idx, b] = pair[sel] * new_t
+    return out
 
 
 def _mesh_graph(vertices: np.ndarray, triangles: np.ndarray) -> csr_matrix:

@@ -30,10 +30,12 @@ from services.render.character.mask import (
     compute_mask,
     fill_background,
     local_threshold_mask,
+    refine_photo_mask,
     skeleton_envelope,
 )
+from services.render.outline import outline_threshold
 
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2
 
 
 @dataclass
@@ -139,6 +141,13 @@ def analyse_character(image_path: str | pathlib.Path, joints_override: str | pat
             raise NoPersonError("character.no_person",
                                 "no person was detected in the character image; give a joints file (--joints)",
                                 limit="a detected person or a joints file", actual="none")
+    has_face = frame is not None and frame.face is not None
+    if mres.source == MaskSource.THRESHOLD and not local \
+            and outline_threshold(np.dstack([rgb, mask]), mask, has_face=has_face) is None:
+        # A photo on a plain wall, not line art: the threshold mask takes the cast shadow and loses skin as
+        # light as the wall; person segmentation settles both (see refine_photo_mask).
+        mask = refine_photo_mask(rgb, mask, segmenter, options.mask)
+        height_px = _height_px(mask)
     jset = complete_joints(raw, mask, source)
     if mres.source == MaskSource.SEGMENTATION or local:
         # Segmentation drifts onto the floor and props next to the body; cut it to the skeleton's reach.

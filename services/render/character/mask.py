@@ -181,6 +181,10 @@ def _grabcut_refine(rgb: np.ndarray, mask: np.ndarray, work_side_px: int = 512, 
     gc[m > 0] = cv2.GC_PR_FGD
     gc[cv2.erode(m, kernel) > 0] = cv2.GC_FGD
     bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
+    # GrabCut seeds its colour models with k-means on OpenCV's global RNG, whose state depends on whatever
+    # ran before in the process: the same image then gave masks a few pixels apart. A fixed seed keeps
+    # every analysis of an image identical.
+    cv2.setRNGSeed(0)
     try:
         cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), gc, (0, 0, 0, 0), bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
@@ -194,6 +198,60 @@ def _fill_holes(fg: np.ndarray) -> np.ndarray:
     out = np.zeros_like(fg)
     cv2.drawContours(out, contours, -1, 255, thickness=cv2.FILLED)
     return out
+
+
+# A threshold-mask pixel counts as the person when it lies within this fraction of the image's short side of
+# the person segmentation (the threshold outline is the sharper one; the segmentation says what is person).
+PHOTO_AGREE_FRACTION = 0.025
+# Segmentation is trusted only when it roughly agrees with the threshold mask (intersection over union):
+# on a drawing the person model finds little or something else, and the drawing's mask stays as it is.
+PHOTO_MIN_IOU = 0.6
+# Segmented pixels within this Lab distance of the wall's colour are wall (between the legs, the
+# segmentation's rim), not a missed arm.
+PHOTO_WALL_DELTA = 10.0
+# A missed part is added when it is at least this fraction of the threshold mask's area.
+PHOTO_MIN_ADDED = 0.002
+
+
+def refine_photo_mask(rgb: np.ndarray, mask: np.ndarray, segmenter: SelfieSegmenter | None = None,
+                      options: MaskOptions | None = None) -> np.ndarray:
+    """A photo's threshold mask checked against person segmentation.
+
+    On a plain studio wall the threshold mask takes the person's cast shadow (darker than the wall) and
+    loses skin or clothes as light as the wall. The shadow then moved with the torso as a grey panel and the
+    lost forearm stayed painted on the background as a ghost that the viewer (and a pose detector) took
+    for the arm. Kept: threshold pixels near the segmented person; added: segmented pixels the threshold
+    missed that differ from the wall (the segmentation's coarse, stair-stepped outline and the wall it
+    encloses between the legs are not taken).
+    """
+    options = options or MaskOptions()
+    seg = segmentation_mask(rgb, segmenter, options) > 0
+    thr = mask > 0
+    union = int((seg | thr).sum())
+    if not union or int((seg & thr).sum()) < PHOTO_MIN_IOU * union:
+        return mask
+    k = max(3, int(round(PHOTO_AGREE_FRACTION * min(mask.shape[:2]))) | 1)
+    near = cv2.dilate(seg.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+    b = max(2, min(rgb.shape[:2]) // 100)
+    border = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3), lab[:, :b].reshape(-1, 3),
+                             lab[:, -b:].reshape(-1, 3)])
+    wall = np.linalg.norm(lab - np.median(border, axis=0), axis=2) < PHOTO_WALL_DELTA
+    core = cv2.erode(seg.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
+    added = (core & ~thr & ~wall).astype(np.uint8)
+    added = cv2.morphologyEx(added, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    # Only sizeable parts (a forearm): specks are shadowed wall in a crotch or an armpit.
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(added, connectivity=8)
+    big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= PHOTO_MIN_ADDED * int(thr.sum())]
+    added = np.isin(comp, big).astype(np.uint8)
+    joined = np.where((thr & near) | (added > 0), 255, 0).astype(np.uint8)
+    # Close the seam between the threshold outline and what was added (only there: elsewhere closing
+    # would fill the wall in a crotch or an armpit).
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    closed = cv2.morphologyEx(joined, cv2.MORPH_CLOSE, kernel)
+    seam = cv2.dilate(added, kernel, iterations=2) > 0
+    joined = np.where(seam, closed, joined).astype(np.uint8)
+    return _largest_components(joined, keep_fraction=0.02)
 
 
 def has_real_alpha(image: np.ndarray) -> bool:
