@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
 
+import cv2
 import numpy as np
 
 from motion.errors import InputError
@@ -50,7 +51,9 @@ from services.pose.filters import (
 from services.pose.models import WHEEL_SHA256, ensure_models
 from services.pose.runtime import Model, get_runtime
 
-PIPELINE_VERSION = 2  # 2: tracked hand/face ROIs skip hand_recrop and the face detector
+# 2: tracked hand/face ROIs skip hand_recrop and the face detector; 3: no hand/face model runs when the body puts
+# that part's whole search ROI outside the frame (other frames' output is unchanged).
+PIPELINE_VERSION = 3
 # Hands and face in holistic use the same image-landmark filter constants as the body.
 HAND_FILTER = OneEuroParams(min_cutoff=0.05, beta=80.0)
 FACE_FILTER = OneEuroParams(min_cutoff=0.05, beta=80.0)
@@ -59,6 +62,15 @@ REACQUIRE_WINDOW_S = 1.0
 FACE_ROI_KEEP_FRAMES = 3
 ProgressFn = Callable[[int, int], None]
 FrameSink = Callable[[SkeletonFrame, np.ndarray], None]
+# A landmark run that passed its flag: hand (pixels, world, score, selfie 'Left' prob., next frame's ROI) and
+# face (pixels, score, next frame's ROI). The next ROI is computed once, for the tracking test and the state.
+_HandHit = tuple[np.ndarray, np.ndarray, float, float, g.Rect]
+_FaceHit = tuple[np.ndarray, float, g.Rect]
+
+# pose_landmark_full's outputs by name: landmarks (39x5), pose flag, segmentation mask 256x256 (never read; the
+# litert runtime drops it and its decoder, ~35 % of the model's CPU time), heatmap 64x64x39, world (39x3).
+POSE_LM_LANDMARKS, POSE_LM_FLAG, POSE_LM_SEGMENTATION, POSE_LM_HEATMAP, POSE_LM_WORLD = (
+    "Identity", "Identity_1", "Identity_2", "Identity_3", "Identity_4")
 
 _POSE_ANCHORS = g.ssd_anchors(g.POSE_ANCHORS)
 _FACE_ANCHORS = g.ssd_anchors(g.FACE_ANCHORS)
@@ -163,22 +175,44 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 # uint8 crop -> float32 model input in one pass: bit-identical to `crop.astype(np.float32) * k` (or `/ 255`),
 # which makes two full-size temporaries (~0.6 ms vs ~0.04 ms for a 256x256 crop; five crops a frame).
+# Crops may be RGBA (see _crop_source): the 4th channel is dropped first by OpenCV (~0.01 ms; numpy reading the
+# strided 3-of-4-channel view directly took ~0.4 ms for 256x256).
 _INV_255 = np.float32(1.0 / 255.0)
 _TWO_255 = np.float32(2.0 / 255.0)
 
 
+def _rgb(crop: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(crop, cv2.COLOR_RGBA2RGB) if crop.shape[2] == 4 else crop
+
+
 def _unit(crop: np.ndarray) -> np.ndarray:
-    return np.multiply(crop, _INV_255, dtype=np.float32)
+    return np.multiply(_rgb(crop), _INV_255, dtype=np.float32)
 
 
 def _unit_div(crop: np.ndarray) -> np.ndarray:
-    return np.divide(crop, np.float32(255.0), dtype=np.float32)
+    return np.divide(_rgb(crop), np.float32(255.0), dtype=np.float32)
 
 
 def _signed(crop: np.ndarray) -> np.ndarray:
-    x = np.multiply(crop, _TWO_255, dtype=np.float32)
+    x = np.multiply(_rgb(crop), _TWO_255, dtype=np.float32)
     x -= np.float32(1.0)
     return x
+
+
+# Up to this many pixels a frame, crops are cut from an RGBA copy (see _crop_source).
+RGBA_CROP_MAX_PIXELS = 1920 * 1088
+
+
+def _crop_source(rgb: np.ndarray) -> np.ndarray:
+    """The frame the model crops are cut from. OpenCV's bilinear warp is vectorised for 4 channels and not
+    for 3, and the RGB channels of an RGBA crop are bit-identical to the RGB crop: the five crops of a 720p
+    frame cost ~1.2 ms from RGBA, conversion included, vs ~2.5 ms from RGB. The conversion grows with the
+    frame (the crops do not): about even at 1080p, a loss at 4K, where the RGB frame is used as it is.
+    The model-running methods below take this image as `img` (RGB or RGBA; inputs use its first 3 channels)."""
+    img = np.ascontiguousarray(rgb[:, :, :3])
+    if img.shape[0] * img.shape[1] > RGBA_CROP_MAX_PIXELS:
+        return img
+    return cv2.cvtColor(img, cv2.COLOR_RGB2RGBA)
 
 
 def selfie_label_to_anatomical(p_left_selfie: float) -> str:
@@ -277,7 +311,7 @@ class PoseExtractor:
         paths = ensure_models(model_dir)
         rt = get_runtime(self.options.runtime, num_threads=self.options.num_threads)
         self._pose_det: Model = rt.load(paths["pose_detection"])
-        self._pose_lm: Model = rt.load(paths["pose_landmark_full"])
+        self._pose_lm: Model = rt.load(paths["pose_landmark_full"], unused_outputs=(POSE_LM_SEGMENTATION,))
         self._hand_lm: Model | None = None
         self._recrop: Model | None = None
         self._face_det: Model | None = None
@@ -321,10 +355,10 @@ class PoseExtractor:
             self.stats[key] += 1
 
     # ---- body ---------------------------------------------------------------------------------------------
-    def _detect(self, rgb: np.ndarray) -> list[g.Detection]:
+    def _detect(self, img: np.ndarray) -> list[g.Detection]:
         self.stats["detector_runs"] += 1
-        img, lb = g.letterbox_image(rgb, 224)
-        x = _signed(img)
+        boxed, lb = g.letterbox_image(img, 224)
+        x = _signed(boxed)
         boxes, scores = self._pose_det.run(x[None])
         dets = g.decode_detections(boxes[0], scores[0], _POSE_ANCHORS, 224, 4,
                                    self.options.min_detection_confidence)
@@ -359,10 +393,11 @@ class PoseExtractor:
         tr.reset_filters("body", "world", "aux")
         return roi
 
-    def _landmarks(self, rgb: np.ndarray, roi: g.Rect) -> _BodyResult | None:
-        crop = roi.crop(rgb, 256, 256)
-        outs = self._pose_lm.run(_unit(crop)[None])
-        raw, flag, _seg, heatmap, world_raw = (o[0] for o in outs)
+    def _landmarks(self, img: np.ndarray, roi: g.Rect) -> _BodyResult | None:
+        crop = roi.crop(img, 256, 256)
+        outs = dict(zip(self._pose_lm.output_names, self._pose_lm.run(_unit(crop)[None]), strict=True))
+        raw, flag, heatmap, world_raw = (outs[k][0] for k in (POSE_LM_LANDMARKS, POSE_LM_FLAG, POSE_LM_HEATMAP,
+                                                                   POSE_LM_WORLD))
         score = float(flag.reshape(-1)[0])
         if score < self.options.min_tracking_confidence:
             return None
@@ -378,16 +413,16 @@ class PoseExtractor:
         world[:, 3:] = px[:N_BODY, 3:]
         return _BodyResult(px[:N_BODY], world, px[N_BODY:N_BODY + 2], score, roi)
 
-    def _body(self, rgb: np.ndarray, t_s: float, static: bool) -> _BodyResult | None:
-        h, w = rgb.shape[:2]
+    def _body(self, img: np.ndarray, t_s: float, static: bool) -> _BodyResult | None:
+        h, w = img.shape[:2]
         tr = self._tracker
         res = None
         if tr.roi is not None and not static:
-            res = self._landmarks(rgb, tr.roi)
+            res = self._landmarks(img, tr.roi)
         if res is None:
-            roi = self._pick(self._detect(rgb), w, h, t_s)
+            roi = self._pick(self._detect(img), w, h, t_s)
             if roi is not None:
-                res = self._landmarks(rgb, roi)
+                res = self._landmarks(img, roi)
         if res is None:
             tr.roi = None
             tr.reset_filters("body", "world", "aux")
@@ -404,9 +439,9 @@ class PoseExtractor:
         return res
 
     # ---- hands --------------------------------------------------------------------------------------------
-    def _hand_roi(self, rgb: np.ndarray, body: np.ndarray, side: str) -> g.Rect | None:
-        if self._recrop is None:  # hands/face disabled in the options
-            return None
+    @staticmethod
+    def _hand_rough(body: np.ndarray, side: str) -> g.Rect | None:
+        """HandDetectionsFromPoseToRects + scale 2.7: the hand_recrop model's ROI from the body's hand points."""
         wi, pi, ii = (15, 17, 19) if side == "left" else (16, 18, 20)
         if body[wi, 3] < 0.1:
             return None
@@ -415,16 +450,23 @@ class PoseExtractor:
         side_px = 2.0 * float(np.hypot(*(middle - wrist)))
         if side_px < 2.0:
             return None
-        rough = g.Rect(float(middle[0]), float(middle[1]), side_px, side_px,
-                       g.rotation_from_points(wrist, middle, math.pi / 2)).transform(2.7, 2.7, shift_y=-0.1)
-        crop = rough.crop(rgb, 256, 256)
+        return g.Rect(float(middle[0]), float(middle[1]), side_px, side_px,
+                      g.rotation_from_points(wrist, middle, math.pi / 2)).transform(2.7, 2.7, shift_y=-0.1)
+
+    def _hand_roi(self, img: np.ndarray, body: np.ndarray, side: str) -> g.Rect | None:
+        if self._recrop is None:  # hands/face disabled in the options
+            return None
+        rough = self._hand_rough(body, side)
+        if rough is None:
+            return None
+        crop = rough.crop(img, 256, 256)
         self._count("hand_recrop_runs")
         (pts,) = self._recrop_side[side].run(_unit(crop)[None])
         p = pts.reshape(2, 2) / 256.0
         p_img = rough.project(p)
         return g.alignment_rect(p_img[0], p_img[1], -math.pi / 2).transform(1.0, 1.0, shift_y=-0.1)
 
-    def _hand(self, rgb: np.ndarray, body: np.ndarray, side: str) -> tuple[Hand | None, float]:
+    def _hand(self, img: np.ndarray, body: np.ndarray, side: str) -> tuple[Hand | None, float]:
         """The performer's `side` hand and MediaPipe's raw selfie 'Left' probability (for checks)."""
         if self._hand_lm is None:  # hands disabled in the options
             return None, float("nan")
@@ -432,52 +474,58 @@ class PoseExtractor:
         wrist = body[15 if side == "left" else 16]
         if wrist[3] < 0.1:
             return None, float("nan")
+        rough = self._hand_rough(body, side)
+        if rough is not None and rough.outside(img.shape[1], img.shape[0]):
+            # The body puts the hand (and the whole search area around it, ~2.7 hands wide) outside the frame:
+            # no model can see it there (a crop would be replicated border pixels), so none runs.
+            self._parts_state.hand_anchors.pop(side, None)
+            return None, float("nan")
         found = None
-        tried: dict[int, tuple[np.ndarray, np.ndarray, float, float] | None] = {}
+        tried: dict[int, _HandHit | None] = {}
         anchor = self._parts_state.hand_anchors.pop(side, None)
         if self.options.track_rois and prev is not None and anchor is not None and \
                 math.hypot(float(wrist[0] - anchor[0]), float(wrist[1] - anchor[1])) < 0.1 * prev.size_px:
             # Tracked hand: the body's wrist barely moved, so RoiTracking would keep the last ROI; when the hand
             # found there is on the body's wrist and its next ROI passes the same test, hand_recrop (and a
             # second landmark run) are skipped. A moving wrist takes the full path (no wasted landmark run).
-            found = tried[id(prev)] = self._hand_at(rgb, prev, side)
-            if found is not None and self._hand_tracked(found[0], prev, wrist):
+            found = tried[id(prev)] = self._hand_at(img, prev, side)
+            if found is not None and self._hand_tracked(found, prev, wrist):
                 return self._hand_found(side, found, wrist)
             found = None
         # RoiTracking (holistic): last frame's landmark-derived ROI is kept while the pose-derived one
         # (body -> hand_recrop) agrees with it; if the hand flag rejects the chosen ROI, the other is tried.
-        recrop = self._hand_roi(rgb, body, side)
+        recrop = self._hand_roi(img, body, side)
         candidates = [r for r in (recrop, prev) if r is not None]
         if prev is not None and recrop is not None and g.rects_close(prev, recrop, 40.0, 0.2, 0.4):
             candidates = [prev, recrop]
         for roi in candidates:
-            found = tried[id(roi)] if id(roi) in tried else self._hand_at(rgb, roi, side)
+            found = tried[id(roi)] if id(roi) in tried else self._hand_at(img, roi, side)
             if found is not None:
                 break
         if found is None:
             return None, float("nan")
         return self._hand_found(side, found, wrist)
 
-    def _hand_found(self, side: str, found: tuple[np.ndarray, np.ndarray, float, float],
-                    wrist: np.ndarray) -> tuple[Hand, float]:
-        px, world, score, p_left_selfie = found
-        self._parts_state.hand_rois[side] = g.hand_landmarks_rect(px)
+    def _hand_found(self, side: str, found: _HandHit, wrist: np.ndarray) -> tuple[Hand, float]:
+        px, world, score, p_left_selfie, next_roi = found
+        self._parts_state.hand_rois[side] = next_roi
         self._parts_state.hand_anchors[side] = wrist[:2].copy()
         return Hand(landmarks=px, handedness=side, score=score, world=world), p_left_selfie
 
     @staticmethod
-    def _hand_tracked(px: np.ndarray, prev: g.Rect, body_wrist: np.ndarray) -> bool:
+    def _hand_tracked(found: _HandHit, prev: g.Rect, body_wrist: np.ndarray) -> bool:
         """The hand found in the last ROI is the body's hand (its wrist within half a hand of the body's
         wrist; the ROI is ~2 hands wide) and its next ROI passes RoiTracking's test against the last one."""
+        px = found[0]
         near = math.hypot(float(px[0, 0] - body_wrist[0]), float(px[0, 1] - body_wrist[1])) < 0.25 * prev.size_px
-        return near and g.rects_close(prev, g.hand_landmarks_rect(px), 40.0, 0.2, 0.4)
+        return near and g.rects_close(prev, found[4], 40.0, 0.2, 0.4)
 
-    def _hand_at(self, rgb: np.ndarray, roi: g.Rect,
-                 side: str = "left") -> tuple[np.ndarray, np.ndarray, float, float] | None:
-        """Hand landmark model on one ROI: (pixels (21, 5), world (21, 5), score, selfie 'Left' prob.)."""
+    def _hand_at(self, img: np.ndarray, roi: g.Rect, side: str = "left") -> _HandHit | None:
+        """Hand landmark model on one ROI: (pixels (21, 5), world (21, 5), score, selfie 'Left' prob., the
+        next frame's ROI from these landmarks)."""
         if self._hand_lm is None:
             return None
-        crop = roi.crop(rgb, 224, 224)
+        crop = roi.crop(img, 224, 224)
         self._count("hand_landmark_runs")
         model = self._hand_lm_side.get(side, self._hand_lm)
         raw, flag, handed, world_raw = (o[0] for o in model.run(_unit_div(crop)[None]))
@@ -492,7 +540,7 @@ class PoseExtractor:
         world = np.zeros((N_HAND, 5), np.float32)
         world[:, :3] = g.rotate_xy(world_raw.reshape(21, 3), roi.rotation)
         world[:, 3:] = score
-        return px, world, score, float(handed.reshape(-1)[0])
+        return px, world, score, float(handed.reshape(-1)[0]), g.hand_landmarks_rect(px)
 
     # ---- face ---------------------------------------------------------------------------------------------
     @staticmethod
@@ -506,13 +554,13 @@ class PoseExtractor:
                       float(hi[1] - lo[1]), g.rotation_from_points(pts[5], pts[2], 0.0)).transform(scale, scale)
         return rect if rect.size_px >= 4 else None
 
-    def _face_roi(self, rgb: np.ndarray, body: np.ndarray) -> g.Rect | None:
+    def _face_roi(self, img: np.ndarray, body: np.ndarray) -> g.Rect | None:
         if self._face_det is None:  # hands/face disabled in the options
             return None
         rough = self._face_rough(body, 3.0)
         if rough is None:
             return None
-        crop = rough.crop(rgb, 128, 128, border_zero=True)
+        crop = rough.crop(img, 128, 128, border_zero=True)
         self._count("face_detector_runs")
         scores, boxes = self._face_det.run(_signed(crop)[None])
         dets = g.weighted_nms(g.decode_detections(boxes[0], scores[0], _FACE_ANCHORS, 128, 6, 0.5), 0.3)
@@ -526,61 +574,73 @@ class PoseExtractor:
         return g.Rect(float(center[0]), float(center[1]), bw, bh,
                       g.rotation_from_points(kps[0], kps[1], 0.0)).transform(2.0, 2.0, shift_y=-0.1)
 
-    def _face(self, rgb: np.ndarray, body: np.ndarray) -> Face | None:
+    def _face(self, img: np.ndarray, body: np.ndarray, expression: bool = True) -> Face | None:
+        """The face mesh; `expression=False` leaves the expression at its default (the caller computes it
+        from the smoothed mesh)."""
         if self._face_lm is None:  # face disabled in the options
+            return None
+        rough = self._face_rough(body, 3.0)
+        if rough is not None and rough.outside(img.shape[1], img.shape[0]):
+            # The body's face points (and the 3x search area around them) are outside the frame: nothing to see.
+            self._face_missed()
             return None
         prev = self._parts_state.face_roi
         found = None
-        tried: dict[int, tuple[np.ndarray, float] | None] = {}
+        tried: dict[int, _FaceHit | None] = {}
         anchor = self._parts_state.face_anchor
         if self.options.track_rois and prev is not None and anchor is not None and \
                 math.hypot(float(body[0, 0] - anchor[0]), float(body[0, 1] - anchor[1])) < 0.05 * prev.size_px:
             # Tracked face: the body's nose barely moved, so RoiTracking would keep the last ROI; when the mesh
             # found there sits on the body's nose and its next ROI passes the same test, the face detector is
             # skipped. A moving head takes the full path (no wasted mesh run).
-            found = tried[id(prev)] = self._face_at(rgb, prev)
-            if found is not None and self._face_tracked(found[0], prev, body):
-                return self._face_found(found, body)
+            found = tried[id(prev)] = self._face_at(img, prev)
+            if found is not None and self._face_tracked(found, prev, body):
+                return self._face_found(found, body, expression)
             found = None
         # RoiTracking (holistic): last frame's mesh-derived ROI is kept while the detector-refined ROI from
         # the body agrees with it; when the detector misses, the last ROI gets a try (the face flag decides).
-        det_roi = self._face_roi(rgb, body)
+        det_roi = self._face_roi(img, body)
         candidates = [r for r in (det_roi, prev) if r is not None]
         if prev is not None and det_roi is not None and g.rects_close(prev, det_roi, 15.0, 0.1, 0.1):
             candidates = [prev, det_roi]
         for roi in candidates:
-            found = tried[id(roi)] if id(roi) in tried else self._face_at(rgb, roi)
+            found = tried[id(roi)] if id(roi) in tried else self._face_at(img, roi)
             if found is not None:
                 break
         if found is None:
-            # A face lost for a frame or two (motion blur) is often back at the same place: keep its ROI.
-            self._parts_state.face_misses += 1
-            if self._parts_state.face_misses > FACE_ROI_KEEP_FRAMES:
-                self._parts_state.face_roi = None
+            self._face_missed()
             return None
-        return self._face_found(found, body)
+        return self._face_found(found, body, expression)
 
-    def _face_found(self, found: tuple[np.ndarray, float], body: np.ndarray) -> Face:
-        px, score = found
-        self._parts_state.face_roi = g.face_landmarks_rect(px)
+    def _face_missed(self) -> None:
+        # A face lost for a frame or two (motion blur) is often back at the same place: keep its ROI.
+        self._parts_state.face_misses += 1
+        if self._parts_state.face_misses > FACE_ROI_KEEP_FRAMES:
+            self._parts_state.face_roi = None
+
+    def _face_found(self, found: _FaceHit, body: np.ndarray, expression: bool) -> Face:
+        px, score, next_roi = found
+        self._parts_state.face_roi = next_roi
         self._parts_state.face_anchor = body[0, :2].copy()
         self._parts_state.face_misses = 0
-        return Face(landmarks=px, score=score, expression=face_expression(px))
+        return Face(landmarks=px, score=score, expression=face_expression(px) if expression else FaceExpression())
 
     @staticmethod
-    def _face_tracked(px: np.ndarray, prev: g.Rect, body: np.ndarray) -> bool:
+    def _face_tracked(found: _FaceHit, prev: g.Rect, body: np.ndarray) -> bool:
         """The mesh found in the last ROI is this body's face (mesh nose tip 1 within a fifth of the ROI of the
         body's nose) and its next ROI passes RoiTracking's face test against the last one."""
         if float(body[0, 3]) < 0.5:
             return False  # the body's nose is unsure: let the detector confirm the face
+        px = found[0]
         near = math.hypot(float(px[1, 0] - body[0, 0]), float(px[1, 1] - body[0, 1])) < 0.2 * prev.size_px
-        return near and g.rects_close(prev, g.face_landmarks_rect(px), 15.0, 0.1, 0.1)
+        return near and g.rects_close(prev, found[2], 15.0, 0.1, 0.1)
 
-    def _face_at(self, rgb: np.ndarray, roi: g.Rect) -> tuple[np.ndarray, float] | None:
-        """Face landmark model on one ROI: (pixels (468, 5), score) or None when the face flag is low."""
+    def _face_at(self, img: np.ndarray, roi: g.Rect) -> _FaceHit | None:
+        """Face landmark model on one ROI: (pixels (468, 5), score, the next frame's ROI from this mesh) or None
+        when the face flag is low."""
         if self._face_lm is None:
             return None
-        crop = roi.crop(rgb, 192, 192)
+        crop = roi.crop(img, 192, 192)
         self._count("face_landmark_runs")
         mesh, flag = self._face_lm.run(_unit_div(crop)[None])
         score = float(_sigmoid(flag.reshape(-1))[0])
@@ -589,7 +649,7 @@ class PoseExtractor:
         px = np.zeros((N_FACE, 5), np.float32)
         px[:, :3] = roi.project(mesh.reshape(N_FACE, 3) / 192.0)
         px[:, 3:] = score
-        return px, score
+        return px, score, g.face_landmarks_rect(px)
 
     # ---- frames -------------------------------------------------------------------------------------------
     # A frame runs in stages: the body (detector/tracker; the next frame's ROI depends on it) and the parts
@@ -597,7 +657,7 @@ class PoseExtractor:
     # In videos each part runs in its own single-thread executor, so a part's frames stay in order while the
     # parts of frame t and the body of frame t+1 run side by side (the runtimes release the GIL). One worker
     # for all parts left the body thread idle: the two hand models alone cost more than the body model.
-    def _hand_part(self, t_s: float, rgb: np.ndarray, res: _BodyResult | None, side: str,
+    def _hand_part(self, t_s: float, img: np.ndarray, res: _BodyResult | None, side: str,
                    static: bool) -> Hand | None:
         ps = self._parts_state
         if res is None or not self.options.hands:
@@ -605,7 +665,7 @@ class PoseExtractor:
             ps.hand_anchors.pop(side, None)
             ps.reset_filters(f"{side}_hand")
             return None
-        hand, _ = self._hand(rgb, res.body, side)
+        hand, _ = self._hand(img, res.body, side)
         if hand is None:
             ps.reset_filters(f"{side}_hand")
         elif self.options.smoothing and not static:
@@ -613,17 +673,18 @@ class PoseExtractor:
             hand.landmarks = ps.smoother(f"{side}_hand", HAND_FILTER, False)(hand.landmarks, t_s, scale)
         return hand
 
-    def _face_part(self, t_s: float, rgb: np.ndarray, res: _BodyResult | None, static: bool) -> Face | None:
+    def _face_part(self, t_s: float, img: np.ndarray, res: _BodyResult | None, static: bool) -> Face | None:
         ps = self._parts_state
         if res is None or not self.options.face:
             ps.face_roi = None
             ps.face_anchor = None
             ps.reset_filters("face")
             return None
-        face = self._face(rgb, res.body)
+        smooth = self.options.smoothing and not static
+        face = self._face(img, res.body, expression=not smooth)
         if face is None:
             ps.reset_filters("face")
-        elif self.options.smoothing and not static:
+        elif smooth:
             scale = float(np.ptp(face.landmarks[:, :2], axis=0).mean()) or 1.0
             face.landmarks = ps.smoother("face", FACE_FILTER, False)(face.landmarks, t_s, scale)
             face.expression = face_expression(face.landmarks)
@@ -642,16 +703,17 @@ class PoseExtractor:
             track_id=res.track_id, body_yaw_deg=yaw,
         )
 
-    def _parts(self, index: int, t_s: float, rgb: np.ndarray, res: _BodyResult | None,
+    def _parts(self, index: int, t_s: float, img: np.ndarray, res: _BodyResult | None,
                static: bool) -> SkeletonFrame:
-        left = self._hand_part(t_s, rgb, res, "left", static)
-        right = self._hand_part(t_s, rgb, res, "right", static)
-        face = self._face_part(t_s, rgb, res, static)
+        left = self._hand_part(t_s, img, res, "left", static)
+        right = self._hand_part(t_s, img, res, "right", static)
+        face = self._face_part(t_s, img, res, static)
         return self._assemble(index, t_s, res, left, right, face)
 
     def _frame(self, index: int, t_s: float, rgb: np.ndarray, static: bool) -> SkeletonFrame:
         self.stats["frames"] += 1
-        return self._parts(index, t_s, rgb, self._body(rgb, t_s, static), static)
+        src = _crop_source(rgb)
+        return self._parts(index, t_s, src, self._body(src, t_s, static), static)
 
     def process_frames(self, frames: Iterable[tuple[int, float, np.ndarray]]
                        ) -> Iterator[tuple[SkeletonFrame, np.ndarray]]:
@@ -669,13 +731,14 @@ class PoseExtractor:
         for index, t_s, rgb in frames:
             self.stats["frames"] += 1
             img = np.ascontiguousarray(rgb[:, :, :3])
-            res = self._body(img, t_s, False)
+            src = _crop_source(img)
+            res = self._body(src, t_s, False)
             parts: tuple[Future[Hand | None] | None, Future[Hand | None] | None, Future[Face | None] | None] = (
-                self._part_pools["left"].submit(self._hand_part, t_s, img, res, "left", False)
+                self._part_pools["left"].submit(self._hand_part, t_s, src, res, "left", False)
                 if self.options.hands else None,
-                self._part_pools["right"].submit(self._hand_part, t_s, img, res, "right", False)
+                self._part_pools["right"].submit(self._hand_part, t_s, src, res, "right", False)
                 if self.options.hands else None,
-                self._part_pools["face"].submit(self._face_part, t_s, img, res, False)
+                self._part_pools["face"].submit(self._face_part, t_s, src, res, False)
                 if self.options.face else None,
             )
             pending.append(_InFlight(index, t_s, img, res, parts))

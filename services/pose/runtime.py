@@ -6,6 +6,10 @@ returns the graph's outputs, each with the batch as first axis, in the graph's o
 
 `litert` (ai-edge-litert, XNNPACK on CPU) is the default. `torch` and `tensorrt` are looked up lazily in
 `services.pose.runtime_torch` / `services.pose.runtime_tensorrt` when those modules exist.
+
+`load(path, unused_outputs=names)` lets a runtime skip graph outputs the caller never reads: litert removes
+them and every op that only they need (pose_landmark_full's segmentation mask is ~35 % of its CPU time);
+other runtimes may still return them, so callers pick outputs by name (`output_names`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from __future__ import annotations
 import importlib
 import pathlib
 import re
+import struct
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
@@ -46,7 +52,7 @@ class Model(Protocol):
 class Runtime(Protocol):
     name: str
 
-    def load(self, model_path: pathlib.Path) -> Model: ...
+    def load(self, model_path: pathlib.Path, unused_outputs: Collection[str] = ()) -> Model: ...
 
 
 def _natural_key(name: str) -> tuple[str, int]:
@@ -54,6 +60,90 @@ def _natural_key(name: str) -> tuple[str, int]:
     if m is None:
         return (name, -1)
     return (m.group(1), int(m.group(2)) if m.group(2) else -1)
+
+
+# ---- .tflite flatbuffer surgery (schema: tensorflow/lite/schema/schema.fbs) -----------------------------------
+# Field ids: Model.subgraphs 2; SubGraph.tensors 0, outputs 2, operators 3; Operator.inputs 1, outputs 2;
+# Tensor.name 3.
+def _fb_u32(b: bytes | bytearray, pos: int) -> int:
+    return int(struct.unpack_from("<I", b, pos)[0])
+
+
+def _fb_field(b: bytes | bytearray, table: int, field_id: int) -> int:
+    """Absolute position of a table's field, 0 when absent."""
+    vtable = table - int(struct.unpack_from("<i", b, table)[0])
+    vtable_size = int(struct.unpack_from("<H", b, vtable)[0])
+    if 4 + 2 * field_id >= vtable_size:
+        return 0
+    off = int(struct.unpack_from("<H", b, vtable + 4 + 2 * field_id)[0])
+    return table + off if off else 0
+
+
+def _fb_vector(b: bytes | bytearray, table: int, field_id: int) -> tuple[int, int]:
+    """(position of the first element, length) of a vector field; (0, 0) when absent."""
+    f = _fb_field(b, table, field_id)
+    if not f:
+        return 0, 0
+    v = f + _fb_u32(b, f)
+    return v + 4, _fb_u32(b, v)
+
+
+def _fb_ints(b: bytes | bytearray, table: int, field_id: int) -> list[int]:
+    start, n = _fb_vector(b, table, field_id)
+    return [int(v) for v in struct.unpack_from(f"<{n}i", b, start)] if n else []
+
+
+def prune_tflite_outputs(data: bytes, unused_outputs: Collection[str]) -> bytes:
+    """The .tflite graph without the named outputs of its main subgraph and without the operators that only
+    they need. The flatbuffer is edited in place (the operator and output vectors are shortened; nothing
+    moves), so every kept tensor, weight and operator is byte-for-byte the same and so are the kept outputs."""
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelError("not a .tflite flatbuffer (no TFL3 identifier)", rule="pose.model_format", limit="TFL3",
+                         actual=bytes(data[4:8]).hex())
+    b = bytearray(data)
+    model = _fb_u32(b, 0)
+    subgraphs, n_subgraphs = _fb_vector(b, model, 2)
+    if n_subgraphs < 1:
+        raise ModelError("the .tflite graph has no subgraph", rule="pose.model_format", limit=">=1 subgraph",
+                         actual=n_subgraphs)
+    sg = subgraphs + _fb_u32(b, subgraphs)
+    tensors, _ = _fb_vector(b, sg, 0)
+
+    def tensor_name(i: int) -> str:
+        t = tensors + 4 * i
+        t += _fb_u32(b, t)
+        f = _fb_field(b, t, 3)
+        if not f:
+            return ""
+        s = f + _fb_u32(b, f)
+        return bytes(b[s + 4:s + 4 + _fb_u32(b, s)]).decode()
+
+    outputs = _fb_ints(b, sg, 2)
+    names = [tensor_name(t) for t in outputs]
+    missing = sorted(set(unused_outputs) - set(names))
+    if missing:
+        raise ModelError(f"the graph has no outputs {missing}", rule="pose.model_outputs", limit=names, actual=missing)
+    keep = [t for t, name in zip(outputs, names, strict=True) if name not in unused_outputs]
+    ops, n_ops = _fb_vector(b, sg, 3)
+    op_pos = [ops + 4 * k + _fb_u32(b, ops + 4 * k) for k in range(n_ops)]
+    producer = {t: k for k, pos in enumerate(op_pos) for t in _fb_ints(b, pos, 2)}
+    needed: set[int] = set()
+    stack = list(keep)
+    while stack:
+        k = producer.get(stack.pop(), -1)
+        if k >= 0 and k not in needed:
+            needed.add(k)
+            stack.extend(t for t in _fb_ints(b, op_pos[k], 1) if t >= 0)  # -1 = optional input left out
+    kept_ops = [k for k in range(n_ops) if k in needed]  # the original (topological) order
+    for j, k in enumerate(kept_ops):
+        # Offsets in a flatbuffer vector are relative to their own slot and point forward; slot j <= k.
+        struct.pack_into("<I", b, ops + 4 * j, op_pos[k] - (ops + 4 * j))
+    struct.pack_into("<I", b, ops - 4, len(kept_ops))
+    out_start, _ = _fb_vector(b, sg, 2)
+    for j, t in enumerate(keep):
+        struct.pack_into("<i", b, out_start + 4 * j, t)
+    struct.pack_into("<I", b, out_start - 4, len(keep))
+    return bytes(b)
 
 
 @dataclass
@@ -97,13 +187,17 @@ class LiteRTRuntime:
     def __init__(self, num_threads: int = 2) -> None:
         self.num_threads = num_threads
 
-    def load(self, model_path: pathlib.Path) -> LiteRTModel:
+    def load(self, model_path: pathlib.Path, unused_outputs: Collection[str] = ()) -> LiteRTModel:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:  # pragma: no cover - dependency of the package
             raise FailedPreconditionError("ai-edge-litert is not installed (pip install ai-edge-litert)") from exc
         try:
-            interp = Interpreter(model_path=str(model_path), num_threads=self.num_threads)
+            if unused_outputs:
+                content = prune_tflite_outputs(pathlib.Path(model_path).read_bytes(), unused_outputs)
+                interp = Interpreter(model_content=content, num_threads=self.num_threads)
+            else:
+                interp = Interpreter(model_path=str(model_path), num_threads=self.num_threads)
             interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load {model_path}: {exc}", path=str(model_path)) from exc

@@ -15,6 +15,7 @@ import pathlib
 import tempfile
 import threading
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,10 +165,12 @@ class TensorRTRuntime:
             raise ModelError(f"TensorRT failed to build an engine for {name}", model=name)
         return bytes(plan)
 
-    def load(self, model_path: pathlib.Path) -> TensorRTModel:
+    def load(self, model_path: pathlib.Path, unused_outputs: Collection[str] = ()) -> TensorRTModel:
+        """`unused_outputs` is accepted for the Runtime interface; every output is still computed."""
         from services.pose.runtime import _natural_key
         from services.pose.tflite_import import import_tflite
 
+        del unused_outputs
         model_path = pathlib.Path(model_path)
         module = import_tflite(model_path)
         names = sorted(module.output_names, key=_natural_key)

@@ -9,6 +9,7 @@ call, which is where a GPU pays off.
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,7 +97,9 @@ class TorchRuntime:
             # flushes them too, so results stay within the parity tolerance.
             torch.set_flush_denormal(True)
 
-    def load(self, model_path: pathlib.Path) -> TorchModel:
+    def load(self, model_path: pathlib.Path, unused_outputs: Collection[str] = ()) -> TorchModel:
+        """`unused_outputs` is accepted for the Runtime interface; every output is still computed."""
+        del unused_outputs
         module = import_tflite(model_path)
         return TorchModel(module, self.device, self.options.half, self.options.max_batch)
 

@@ -158,3 +158,13 @@ def test_face_landmarks_rect_follows_eye_line_with_tilted_face() -> None:
     r = g.face_landmarks_rect(px)
     assert math.degrees(r.rotation) == pytest.approx(20.0, abs=0.5)
     assert r.width == pytest.approx(1.5 * float(np.ptp(px[:, 0])), rel=0.02)
+
+
+def test_rect_outside_is_true_only_with_no_overlap_with_rotated_rects() -> None:
+    assert not g.Rect(50.0, 50.0, 20.0, 20.0).outside(100, 80)
+    assert not g.Rect(-5.0, 40.0, 20.0, 20.0).outside(100, 80)  # straddles the left edge
+    assert g.Rect(-11.0, 40.0, 20.0, 20.0).outside(100, 80)
+    assert g.Rect(40.0, 95.0, 20.0, 20.0).outside(100, 80)  # below the bottom edge
+    # Rotated 45 degrees the square reaches ~14.1 px from its centre instead of 10.
+    assert not g.Rect(-12.0, 40.0, 20.0, 20.0, math.pi / 4).outside(100, 80)
+    assert g.Rect(-15.0, 40.0, 20.0, 20.0, math.pi / 4).outside(100, 80)

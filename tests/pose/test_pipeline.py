@@ -194,3 +194,30 @@ def test_options_reject_out_of_range_confidence_with_rule_id() -> None:
     with pytest.raises(InputError) as err:
         PoseOptions(min_detection_confidence=1.5).validate()
     assert err.value.rule == "pose.min_detection_confidence" and err.value.actual == 1.5
+
+
+def test_parts_run_no_model_with_hand_and_face_points_outside_the_frame(short_clip: pathlib.Path) -> None:
+    frames, fps = read_frames(short_clip, 1)
+    rgb = frames[0]
+    h, w = rgb.shape[:2]
+    with PoseExtractor(PoseOptions()) as ex:
+        f = ex.process_frame(rgb, 0.0, 0)
+        assert f.body is not None and f.left_hand is not None and f.face is not None
+        body = f.body.copy()
+        body[[B.LEFT_WRIST, B.LEFT_PINKY, B.LEFT_INDEX], 0] += 3 * w  # the left hand far right of the frame
+        body[:11, 1] -= 3 * h  # the face points far above it
+        before = dict(ex.stats)
+        left, _ = ex._hand(rgb, body, "left")
+        face = ex._face(rgb, body)
+        assert left is None and face is None
+        assert ex.stats == before  # no hand_recrop / hand / face detector / mesh run
+        right, _ = ex._hand(rgb, body, "right")  # the right hand is still in the frame: found as before
+        assert right is not None and ex.stats["hand_landmark_runs"] > before["hand_landmark_runs"]
+
+
+def test_process_video_gives_same_bytes_twice_with_pipelined_parts(short_seq: SkeletonSequence,
+                                                                   short_clip: pathlib.Path) -> None:
+    # The parts run in worker threads and the crops come from an RGBA copy: still one answer per input.
+    with PoseExtractor(PoseOptions()) as ex:
+        again = ex.process_video(short_clip)
+    assert again.to_bytes() == short_seq.to_bytes()

@@ -1,11 +1,13 @@
 """The pose pipeline's speed work keeps its results: vectorised heatmap refinement, ROI tracking that skips
-hand_recrop / the face detector, one executor per part, and the end-to-end benchmark's clip."""
+hand_recrop / the face detector, one executor per part, the pose model without its unused segmentation
+branch, RGBA crops, and the end-to-end benchmark's clip."""
 
 from __future__ import annotations
 
 import pathlib
 
 import numpy as np
+import pytest
 
 from services.pose import geometry as g
 from services.pose.pipeline import PoseExtractor, PoseOptions
@@ -105,3 +107,58 @@ def test_input_scaling_is_bit_identical_with_two_pass_conversion() -> None:
     np.testing.assert_array_equal(_unit_div(crop), crop.astype(np.float32) / 255.0)
     np.testing.assert_array_equal(_signed(crop), crop.astype(np.float32) * (2.0 / 255.0) - 1.0)
     assert _signed(crop).dtype == np.float32 and float(_signed(crop)[0, 0, 2]) == 1.0
+
+
+def test_pruned_pose_model_keeps_used_outputs_bit_identical_with_real_crop(
+        pose_models: dict[str, pathlib.Path], short_clip: pathlib.Path) -> None:
+    from services.pose.pipeline import POSE_LM_SEGMENTATION, _unit
+    from services.pose.runtime import LiteRTRuntime
+
+    frames, _ = read_frames(short_clip, 1)
+    h, w = frames[0].shape[:2]
+    x = _unit(g.Rect(w / 2, h / 2, h, h, 0.1).crop(frames[0], 256, 256))[None]
+    rt = LiteRTRuntime(num_threads=1)
+    full = rt.load(pose_models["pose_landmark_full"])
+    pruned = rt.load(pose_models["pose_landmark_full"], unused_outputs=(POSE_LM_SEGMENTATION,))
+    assert pruned.output_names == [n for n in full.output_names if n != POSE_LM_SEGMENTATION]
+    assert len(pruned._interpreter._get_ops_details()) < len(full._interpreter._get_ops_details())  # type: ignore[attr-defined]
+    want = dict(zip(full.output_names, full.run(x), strict=True))
+    for name, got in zip(pruned.output_names, pruned.run(x), strict=True):
+        np.testing.assert_array_equal(got, want[name])
+
+
+def test_prune_tflite_outputs_raises_model_error_with_unknown_output_or_non_tflite_bytes(
+        pose_models: dict[str, pathlib.Path]) -> None:
+    from motion.errors import ModelError
+    from services.pose.runtime import prune_tflite_outputs
+
+    data = pose_models["hand_recrop"].read_bytes()
+    with pytest.raises(ModelError) as err:
+        prune_tflite_outputs(data, ("no_such_output",))
+    assert err.value.details["rule"] == "pose.model_outputs" and err.value.details["actual"] == ["no_such_output"]
+    with pytest.raises(ModelError) as err:
+        prune_tflite_outputs(b"\0" * 64, ("Identity",))
+    assert err.value.details["rule"] == "pose.model_format"
+
+
+def test_rgba_crop_source_gives_bit_identical_model_inputs_with_rotated_rois(short_clip: pathlib.Path) -> None:
+    from services.pose.pipeline import _crop_source, _signed, _unit, _unit_div
+
+    frames, _ = read_frames(short_clip, 1)
+    rgb = frames[0]
+    src = _crop_source(rgb)
+    assert src.shape == rgb.shape[:2] + (4,) and np.array_equal(src[:, :, :3], rgb)
+    rng = np.random.default_rng(5)
+    h, w = rgb.shape[:2]
+    for _ in range(40):  # inside, across the border and partly outside the frame
+        r = g.Rect(rng.uniform(-50, w + 50), rng.uniform(-50, h + 50), rng.uniform(20, 2 * h), rng.uniform(20, 2 * h),
+                   rng.uniform(-3.0, 3.0))
+        for side, border_zero in ((256, False), (224, False), (192, False), (128, True)):
+            a, b = r.crop(rgb, side, side, border_zero), r.crop(src, side, side, border_zero)
+            for conv in (_unit, _unit_div, _signed):
+                np.testing.assert_array_equal(conv(a), conv(b))
+    boxed_rgb, lb_rgb = g.letterbox_image(rgb, 224)
+    boxed_src, lb_src = g.letterbox_image(src, 224)
+    assert lb_rgb == lb_src and np.array_equal(_signed(boxed_rgb), _signed(boxed_src))
+    big = np.zeros((2160, 1080, 3), np.uint8)  # above RGBA_CROP_MAX_PIXELS: the conversion would cost more
+    assert _crop_source(big).shape == big.shape
