@@ -6,6 +6,7 @@ same orchestration (same frame ranges, same joins) and are byte-identical for th
 
 from __future__ import annotations
 
+import os
 import pathlib
 import threading
 import time
@@ -90,7 +91,11 @@ def run_embedded(
         if progress is not None:
             progress(stage, done, total, message)
 
-    orchestrator = Orchestrator(InProcessStages(store, model_dir=model_dir or settings.model_dir), store)
+    # Two ranges render at once even on two cores: one range's encoder thread and its rasteriser do not keep
+    # both cores busy alone (~1.5 cores), two do (~10 % less wall for the render stage, measured on 2 cores).
+    workers = min(4, max(2, (os.cpu_count() or 2) // 2))
+    orchestrator = Orchestrator(InProcessStages(store, model_dir=model_dir or settings.model_dir, workers=workers),
+                                store)
     run = orchestrator.run(image_ref, video_ref, opts, progress=report, cancel=cancel,
                            output_path=pathlib.Path(out))
     # The stages' own durations where they ran (the rig is built while pose runs); progress marks otherwise.

@@ -131,6 +131,8 @@ class StageProgress:
         self._stage = ""
         self._bar: Any = None
         self._last_printed = -1.0
+        # Render ranges finish on several worker threads at once.
+        self._lock = threading.Lock()
 
     def __enter__(self) -> StageProgress:
         return self
@@ -146,6 +148,10 @@ class StageProgress:
     def __call__(self, stage: str, done: int, total: int) -> None:
         if not self.enabled or total <= 0:
             return
+        with self._lock:
+            self._report(stage, done, total)
+
+    def _report(self, stage: str, done: int, total: int) -> None:
         if stage != self._stage:
             self._close_bar()
             self._stage, self._last_printed = stage, -1.0
