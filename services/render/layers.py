@@ -349,6 +349,8 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
         own = labels == p
         if part == Part.TORSO:
             region = own.copy()
+            # Illustrations' glowing sleeves beside the chest fade out (see WING_FADE_START).
+            wing = None if line_art else _torso_wing_fade(mask, joints, radius, _trunk_polygon(joints, 1.0, hip_out))
             trunk = _trunk_polygon(joints, 1.12)
             covered = np.zeros_like(own)
             if trunk is not None:
@@ -366,7 +368,9 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
                     covered |= near & (labels == int(limb))
             if not line_art:
                 # A photo's torso continues under the arms; a drawing's is drawn (outlined) where it ends.
-                covered |= torso_pocket | (_trunk_hull(own | torso_pocket, joints) & mask & ~own)
+                # (Not from faded sleeves: their hull would fill them back in, opaque.)
+                body = own if wing is None else own & (wing >= 0.5)
+                covered |= torso_pocket | (_trunk_hull(body | torso_pocket, joints) & mask & ~own)
             region |= covered
             # Colours come from the torso's solid pixels: its anti-aliased rim is half background.
             known = own & (alpha_src >= 250)
@@ -374,32 +378,196 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
                 known = own
             rgb = inpaint_rgb(tex[..., :3], covered, known=known) if np.any(covered) else tex[..., :3]
             alpha = np.where(covered, 255, alpha_src).astype(np.uint8)
+            if wing is not None:
+                region &= wing > 0
+                alpha = np.clip(alpha.astype(np.float32) * wing + 0.5, 0, 255).astype(np.uint8)
         else:
             # Only the limb's own pixels: torso pixels carried by a limb would swing with it as flaps.
             region = own.copy()
             rgb = tex[..., :3]
             alpha = alpha_src
-        if int(region.sum()) < 16:
-            continue
-        # Where a layer ends inside the body it reaches OVERLAP_PX past its cut, fully opaque: adjacent
-        # layers then overlap instead of each fading out, which would let the background shine through
-        # the seam. The silhouette keeps the texture's own (anti-aliased) alpha.
-        grown = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(
-            cv2.MORPH_ELLIPSE, (2 * OVERLAP_PX + 1, 2 * OVERLAP_PX + 1))) > 0
-        layer_alpha = np.where(grown, alpha, 0).astype(np.uint8)
-        # Short bones (hands, feet, a drawing's stubby neck) need vertices close enough together that the
-        # bend at their joint stays near the joint instead of spreading over the whole bone.
-        lengths = [float(np.hypot(*(bones.rest_child[i] - bones.rest_parent[i])))
-                   for i, sp in enumerate(bones.specs) if sp.part == part]
-        layer_spacing = min(spacing, max(3.0, MESH_PER_BONE * min(lengths))) if lengths else spacing
-        try:
-            mesh = triangulate_mask(grown, layer_spacing)
-        except Exception:  # noqa: BLE001 - a sliver layer is dropped rather than failing the whole rig
-            continue
-        seed, allowed = _allowed_bones(mesh.vertices, labels, bones, part, radius[part])
-        skin = compute_skin(mesh.vertices, mesh.triangles, bones, allowed, scale_px=radius[part], seed=seed)
-        layers.append(Layer(part, region, _premultiply(rgb, layer_alpha), mesh, skin))
+            fold = None
+            if not line_art and part in (Part.LEFT_ARM, Part.RIGHT_ARM):
+                fold = _elbow_fold_cut(region, bones, part, radius[part])
+            if fold is not None:
+                region &= fold > 0
+                alpha = np.clip(alpha.astype(np.float32) * fold + 0.5, 0, 255).astype(np.uint8)
+        pieces: list[tuple[np.ndarray, np.ndarray | None]] = [(region, None)]
+        if not line_art and part in (Part.LEFT_ARM, Part.RIGHT_ARM):
+            pieces = _split_folded_arm(region, bones, part)
+        for piece, piece_bones in pieces:
+            layer = _make_layer(part, piece, rgb, alpha, labels, bones, radius[part], spacing, piece_bones)
+            if layer is not None:
+                layers.append(layer)
     return RigModel(w, h, joints, bones, layers, labels)
+
+
+def _make_layer(part: Part, region: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, labels: np.ndarray,
+                bones: Bones, radius_px: float, spacing: float, only_bones: np.ndarray | None = None
+                ) -> Layer | None:
+    """Triangulates and skins one layer's pixels; None for a sliver. ``only_bones`` (B,) bool: the part's
+    bones this layer may follow (the torso root bone keeps its pull at a limb's root)."""
+    if int(region.sum()) < 16:
+        return None
+    # Where a layer ends inside the body it reaches OVERLAP_PX past its cut, fully opaque: adjacent
+    # layers then overlap instead of each fading out, which would let the background shine through
+    # the seam. The silhouette keeps the texture's own (anti-aliased) alpha.
+    grown = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (2 * OVERLAP_PX + 1, 2 * OVERLAP_PX + 1))) > 0
+    layer_alpha = np.where(grown, alpha, 0).astype(np.uint8)
+    # Short bones (hands, feet, a drawing's stubby neck) need vertices close enough together that the
+    # bend at their joint stays near the joint instead of spreading over the whole bone.
+    lengths = [float(np.hypot(*(bones.rest_child[i] - bones.rest_parent[i])))
+               for i, sp in enumerate(bones.specs) if sp.part == part]
+    layer_spacing = min(spacing, max(3.0, MESH_PER_BONE * min(lengths))) if lengths else spacing
+    try:
+        mesh = triangulate_mask(grown, layer_spacing)
+    except Exception:  # noqa: BLE001 - a sliver layer is dropped rather than failing the whole rig
+        return None
+    seed, allowed = _allowed_bones(mesh.vertices, labels, bones, part, radius_px)
+    if only_bones is not None:
+        own = np.array([sp.part == part for sp in bones.specs], dtype=bool)
+        drop = own & ~only_bones
+        seed[:, drop] = False
+        allowed[:, drop] = 0.0
+    skin = compute_skin(mesh.vertices, mesh.triangles, bones, allowed, scale_px=radius_px, seed=seed)
+    return Layer(part, region, _premultiply(rgb, layer_alpha), mesh, skin)
+
+
+# An elbow drawn folded tighter than this (inner angle, degrees) splits its arm layer in two at the fold:
+# forearm and hand, then the upper arm (in that order: the renderer rigs the hand on the part's first
+# layer), each following only its own bones. Skin blended across such a fold turned through the blend of
+# two rotations more than 120 degrees apart when the arm straightened: vertices near the elbow were flung
+# out and their triangles stretched into a big paddle of sleeve. Two overlapping pieces just part there.
+ARM_SPLIT_DEG = 75.0
+
+
+def _split_folded_arm(region: np.ndarray, bones: Bones, part: Part
+                      ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """[(pixels, bones)] of an arm layer: the whole arm, or forearm+hand and upper arm at a folded elbow."""
+    side = "left" if part == Part.LEFT_ARM else "right"
+    a, b = bones.index(f"{side}_upper_arm"), bones.index(f"{side}_forearm")
+    if a < 0 or b < 0:
+        return [(region, None)]
+    elbow = bones.rest_child[a]
+    to_a, to_b = bones.rest_parent[a] - elbow, bones.rest_child[b] - elbow
+    cos = float(to_a @ to_b) / max(float(np.hypot(*to_a) * np.hypot(*to_b)), 1e-9)
+    if np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))) >= ARM_SPLIT_DEG:
+        return [(region, None)]
+    ys, xs = np.nonzero(region)
+    pts = np.stack([xs, ys], axis=1).astype(np.float64)
+    d_upper = segment_distance(pts, bones.rest_parent[a], bones.rest_child[a])
+    d_lower = np.full(len(pts), np.inf)
+    for i, spec in enumerate(bones.specs):
+        if spec.part == part and i != a:
+            d_lower = np.minimum(d_lower, segment_distance(pts, bones.rest_parent[i], bones.rest_child[i]))
+    upper = np.zeros_like(region)
+    upper[ys[d_upper < d_lower], xs[d_upper < d_lower]] = True
+    lower = region & ~upper
+    if int(upper.sum()) < 16 or int(lower.sum()) < 16:
+        return [(region, None)]
+    upper_bone = np.zeros(len(bones.specs), dtype=bool)
+    upper_bone[a] = True
+    lower_bones = np.array([sp.part == part for sp in bones.specs], dtype=bool) & ~upper_bone
+    return [(lower, lower_bones), (upper, upper_bone)]
+
+
+# An elbow drawn folded (inner angle under ELBOW_FOLDED_DEG): what the mask holds inside the fold, farther
+# than ELBOW_FOLD_CUT arm half-thicknesses (fading over the next 0.2) from both the upper arm and the
+# forearm, is not arm (the sky seen between them, a raised arm's glowing sleeve). Kept, it joined forearm
+# and upper arm into one solid blob that spread over the whole opening angle when the arm straightened.
+ELBOW_FOLD_CUT = 0.6
+ELBOW_FOLDED_DEG = 120.0
+
+
+def _elbow_fold_cut(region: np.ndarray, bones: Bones, part: Part, radius_px: float) -> np.ndarray | None:
+    """(H, W) float32 alpha factor of an arm layer (0 inside a folded elbow, see ELBOW_FOLD_CUT), or None
+    when the elbow is not folded."""
+    side = "left" if part == Part.LEFT_ARM else "right"
+    a, b = bones.index(f"{side}_upper_arm"), bones.index(f"{side}_forearm")
+    ys, xs = np.nonzero(region)
+    if a < 0 or b < 0 or not len(ys):
+        return None
+    elbow = bones.rest_child[a]
+    to_a, to_b = bones.rest_parent[a] - elbow, bones.rest_child[b] - elbow
+    ang_a, ang_b = np.arctan2(to_a[1], to_a[0]), np.arctan2(to_b[1], to_b[0])
+    beta = (ang_b - ang_a) % (2 * np.pi)
+    if np.degrees(min(beta, 2 * np.pi - beta)) >= ELBOW_FOLDED_DEG:
+        return None
+    pts = np.stack([xs, ys], axis=1).astype(np.float64)
+    phi = (np.arctan2(pts[:, 1] - elbow[1], pts[:, 0] - elbow[0]) - ang_a) % (2 * np.pi)
+    # Inside the fold: between the two bones' directions, on the side of the smaller angle.
+    inside = (phi < beta) if beta <= np.pi else (phi > beta)
+    r = max(radius_px, 1e-6)
+    both = np.minimum(segment_distance(pts, bones.rest_parent[a], bones.rest_child[a]),
+                      segment_distance(pts, bones.rest_parent[b], bones.rest_child[b])) / r
+    keep = np.where(inside, _smoothstep((ELBOW_FOLD_CUT + 0.2 - both) / 0.2), 1.0)
+    out = np.zeros(region.shape, np.float32)
+    out[ys, xs] = keep.astype(np.float32)
+    return out
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    u = np.clip(x, 0.0, 1.0)
+    return np.asarray(u * u * (3.0 - 2.0 * u))
+
+
+# Torso pixels beside the chest, outside the shoulder-hip quad, fade out between these multiples of the
+# arms' half-thickness from the quad. They are what hangs from arms raised in the image (an illustration's
+# wide glowing sleeves) and what the segmentation took between sleeve and flank; the torso's bones carry
+# them far past the shoulders, where the shoulder bone's stretch and turn threw them about as big pink
+# blobs once the arms came down. A torso, a shirt or hair on the shoulders lies within the quad's edge.
+WING_FADE_START = 0.6
+WING_FADE_END = 1.4
+# ...only between these fractions of the spine (hip line 0, shoulder line 1): the skirt flares below; above,
+# a sleeve reaches the shoulder line, while the head and hair (within WING_HEAD_REACH neck lengths of the
+# nose) are never faded.
+WING_SPINE_RANGE = ((0.25, 0.4), (1.0, 1.25))
+WING_HEAD_REACH = 1.2
+# ...nor within this many arm half-thicknesses of a shoulder joint (fading over 0.5 more).
+WING_SHOULDER_KEEP = 1.3
+
+
+def _torso_wing_fade(mask: np.ndarray, joints: dict[str, np.ndarray], radius: dict[Part, float],
+                     quad: np.ndarray | None) -> np.ndarray | None:
+    """(H, W) float32 alpha factor of the torso layer (see WING_FADE_START) over the ``mask``, or None when
+    nothing fades. ``quad``: the trunk polygon the parts were labelled with (hip corners out at the flanks)."""
+    if quad is None or "hip_center" not in joints or "shoulder_center" not in joints:
+        return None
+    h, w = mask.shape
+    poly = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(poly, np.round(quad).astype(np.int32), 1)
+    arm_r = 0.5 * (radius[Part.LEFT_ARM] + radius[Part.RIGHT_ARM])
+    cand = mask & (poly == 0)
+    if not cand.any():
+        return None
+    dist = cv2.distanceTransform((poly == 0).astype(np.uint8), cv2.DIST_L2, 5)
+    base, top = joints["hip_center"], joints["shoulder_center"]
+    axis = top - base
+    length2 = max(float(axis @ axis), 1e-6)
+    ys, xs = np.nonzero(cand)
+    t = ((np.stack([xs, ys], axis=1) - base) @ axis) / length2
+
+    def ramp(x: np.ndarray, a: float, b: float) -> np.ndarray:
+        return _smoothstep((x - a) / (b - a))
+
+    (lo0, lo1), (hi0, hi1) = WING_SPINE_RANGE
+    band = ramp(t, lo0, lo1) * (1.0 - ramp(t, hi0, hi1))
+    lateral = ramp(dist[ys, xs] / max(arm_r, 1e-6), WING_FADE_START, WING_FADE_END)
+    # Not the shoulder's own round (a photo's deltoid and sleeve head bulge past the joint quad).
+    shoulder = np.full(len(xs), np.inf)
+    for name in ("left_shoulder", "right_shoulder"):
+        if name in joints:
+            shoulder = np.minimum(shoulder, np.hypot(xs - joints[name][0], ys - joints[name][1]))
+    drop = band * lateral * ramp(shoulder / max(arm_r, 1e-6), WING_SHOULDER_KEEP, WING_SHOULDER_KEEP + 0.5)
+    if "nose" in joints:
+        neck = float(np.hypot(*(joints["nose"] - joints["shoulder_center"])))
+        drop[np.hypot(xs - joints["nose"][0], ys - joints["nose"][1]) < WING_HEAD_REACH * neck] = 0.0
+    if not np.any(drop > 0):
+        return None
+    out = np.ones((h, w), np.float32)
+    out[ys, xs] = (1.0 - drop).astype(np.float32)
+    return out
 
 
 def _allowed_bones(vertices: np.ndarray, labels: np.ndarray, bones: Bones, part: Part,

@@ -15,11 +15,13 @@ from motion.errors import FailedPreconditionError, InputError, NoPersonError
 from motion.rig import CharacterRig, build_bones
 from services.render.character.joints import (
     CORE_JOINTS,
+    add_low_visibility_legs,
     check_joints_on_mask,
     complete_joints,
     estimate_facing,
     joints_from_frame,
     load_joints_file,
+    unsure_ankles,
 )
 from services.render.character.mask import (
     MaskOptions,
@@ -35,7 +37,7 @@ from services.render.character.mask import (
 )
 from services.render.outline import outline_threshold
 
-ANALYSIS_VERSION = 2
+ANALYSIS_VERSION = 3
 
 
 @dataclass
@@ -141,6 +143,7 @@ def analyse_character(image_path: str | pathlib.Path, joints_override: str | pat
             raise NoPersonError("character.no_person",
                                 "no person was detected in the character image; give a joints file (--joints)",
                                 limit="a detected person or a joints file", actual="none")
+        raw = add_low_visibility_legs(raw, frame, mask, max(4.0, options.joint_tolerance_fraction * height_px))
     has_face = frame is not None and frame.face is not None
     if mres.source == MaskSource.THRESHOLD and not local \
             and outline_threshold(np.dstack([rgb, mask]), mask, has_face=has_face) is None:
@@ -151,7 +154,11 @@ def analyse_character(image_path: str | pathlib.Path, joints_override: str | pat
     jset = complete_joints(raw, mask, source)
     if mres.source == MaskSource.SEGMENTATION or local:
         # Segmentation drifts onto the floor and props next to the body; cut it to the skeleton's reach.
-        mask = skeleton_envelope(mask, jset.joints, height_px)
+        # On an illustration the segmentation also takes what lies between the parts (the lit road between
+        # the legs, sky between sleeve and skirt): refine by colour within the reach (not for a drawing on a
+        # desk: its local threshold mask is already sharp).
+        mask = skeleton_envelope(mask, jset.joints, height_px, rgb=None if local else rgb,
+                                 unsure_ankles=unsure_ankles(frame))
         height_px = _height_px(mask)
     tolerance = max(4.0, options.joint_tolerance_fraction * height_px)
     check_joints_on_mask(jset.joints, mask, tolerance,

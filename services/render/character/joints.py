@@ -155,6 +155,47 @@ def joints_from_frame(frame: SkeletonFrame, width: int, height: int,
     return out
 
 
+# A leg's lower joints the detector placed with at least this visibility are taken when their parent joint
+# was and they lie on the mask: on stylised legs (an illustration's long shins in tights) BlazePose places
+# the ankle on the leg with visibility ~0.4, and without it the shin stayed unrigged and swung with the thigh.
+LOW_VISIBILITY_LEG = 0.3
+_LEG_PARENTS = (("left_ankle", "left_knee"), ("right_ankle", "right_knee"))
+
+
+def add_low_visibility_legs(joints: dict[str, tuple[float, float]], frame: SkeletonFrame, mask: np.ndarray,
+                            tolerance_px: float, min_visibility: float = LOW_VISIBILITY_LEG
+                            ) -> dict[str, tuple[float, float]]:
+    """``joints`` plus the ankles seen with ``min_visibility`` whose knee is known and that lie within
+    ``tolerance_px`` of the mask."""
+    if not frame.present or frame.body is None:
+        return joints
+    h, w = mask.shape[:2]
+    near = cv2.dilate((mask > 0).astype(np.uint8), cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (2 * int(tolerance_px) + 1, 2 * int(tolerance_px) + 1))) > 0
+    out = dict(joints)
+    for name, parent in _LEG_PARENTS:
+        if name in out or parent not in out:
+            continue
+        x, y, _z, vis, _pres = (float(v) for v in frame.body[BodyLandmark[name.upper()]])
+        xi, yi = int(round(x)), int(round(y))
+        if vis >= min_visibility and 0 <= xi < w and 0 <= yi < h and near[yi, xi]:
+            out[name] = (x, y)
+    return out
+
+
+# Below this visibility a detected ankle is "unsure": on the stylised legs of an illustration BlazePose
+# then places it well above the shoe (the mask's colour refinement takes the shoe below it as the foot).
+UNSURE_ANKLE_VISIBILITY = 0.6
+
+
+def unsure_ankles(frame: SkeletonFrame | None) -> tuple[str, ...]:
+    """The sides ("left", "right") whose ankle the detector saw with less than UNSURE_ANKLE_VISIBILITY."""
+    if frame is None or not frame.present or frame.body is None:
+        return ()
+    return tuple(side for side in ("left", "right")
+                 if float(frame.body[BodyLandmark[f"{side.upper()}_ANKLE"]][3]) < UNSURE_ANKLE_VISIBILITY)
+
+
 def _ray_to_mask_edge(mask: np.ndarray, start: np.ndarray, direction: np.ndarray, max_px: float) -> np.ndarray:
     """The last mask pixel along start + t*direction (t >= 0), stopping after a gap of a few pixels."""
     h, w = mask.shape

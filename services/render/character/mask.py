@@ -3,7 +3,9 @@
 Mask sources, in order: the PNG alpha channel when it is not fully opaque (``alpha``); a colour/threshold
 segmentation when the image border is a plain, near-uniform background such as paper or a studio wall
 (``threshold``); otherwise person segmentation with MediaPipe's ``selfie_segmentation`` model
-(``segmentation``).
+(``segmentation``). A segmentation mask is then cut to the skeleton's reach and refined by colour around
+it (``skeleton_envelope``): on an illustration with a busy background it otherwise takes the road between
+the legs and the sky between the parts.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import pathlib
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import cv2
 import numpy as np
@@ -362,15 +365,56 @@ _LIMB_REACH = 0.11
 _LEG_REACH = 0.065
 
 
-def skeleton_envelope(mask: np.ndarray, joints: dict[str, tuple[float, float]], height_px: float) -> np.ndarray:
+# A segmentation mask refined by colour (``rgb`` given to skeleton_envelope): the detector's ankles on a
+# drawn figure often sit well above the shoes (long stylised shins), so each leg's envelope runs on past
+# the ankle by this fraction of the shin; the colour model, not the cut, then tells shoe from floor.
+_SOLE_EXTENSION = 0.6
+# Colour refinement trimap, as fractions of the character's height: within _CORE_REACH of a bone is surely
+# the character; within the tight reach probably (a limb's own width); the rest of the envelope probably
+# background (floor between the feet, sky seen between arm and skirt), everything else surely background.
+_CORE_REACH = 0.006
+_TIGHT_TRUNK_REACH = 0.07
+_TIGHT_HEAD_REACH = 0.1
+_TIGHT_LIMB_REACH = 0.05
+_TIGHT_LEG_REACH = 0.035
+_GRABCUT_ROUNDS = 1
+# Holes the colour refinement opens inside the figure smaller than this fraction of its area are filled.
+_MAX_FILLED_HOLE = 0.004
+
+
+def _bone_segments(joints: dict[str, np.ndarray], extend_soles: bool) -> list[tuple[str, Any, np.ndarray,
+                                                                                  np.ndarray]]:
+    """(name, part, a, b) for every bone whose joints are known, plus a sole (``left_sole``) past each
+    ankle when asked."""
+    from services.render.skin import BONE_SPECS, Part
+
+    out = [(spec.name, spec.part, joints[spec.parent], joints[spec.child]) for spec in BONE_SPECS
+           if spec.parent in joints and spec.child in joints]
+    if extend_soles and "nose" in joints and "head_top" in joints:
+        # The crown: hair (dark on a night sky) and what is worn on it lie beyond the nose.
+        out.append(("head", Part.TORSO, joints["nose"], joints["head_top"]))
+    if extend_soles:
+        for side, part in (("left", Part.LEFT_LEG), ("right", Part.RIGHT_LEG)):
+            knee, ankle = joints.get(f"{side}_knee"), joints.get(f"{side}_ankle")
+            if knee is not None and ankle is not None:
+                out.append((f"{side}_sole", part, ankle, ankle + _SOLE_EXTENSION * (ankle - knee)))
+    return out
+
+
+def skeleton_envelope(mask: np.ndarray, joints: dict[str, tuple[float, float]], height_px: float,
+                      rgb: np.ndarray | None = None, unsure_ankles: tuple[str, ...] = ()) -> np.ndarray:
     """The mask cut to the region a body with these joints can occupy.
 
     Person segmentation (and GrabCut after it) happily includes the floor the feet stand on, a shadow, or a
     prop next to the body; those would then be skinned to the nearest bone and swing with the legs. Pixels
     farther from every bone than a body part can reach, or below the feet, are dropped; then only the
-    connected parts that touch the skeleton are kept.
+    connected parts that touch the skeleton are kept. With ``rgb`` the envelope is then refined by colour
+    (see ``_skeleton_grabcut``): an illustration on a busy background (a lit road between the legs, sky
+    between arm and skirt) is otherwise kept wherever it lies within a body part's reach.
+    ``unsure_ankles`` ("left", "right"): ankles the detector placed with low visibility, in practice well
+    above the shoe; the segmentation below them along the shin is then taken as the character's foot.
     """
-    from services.render.skin import BONE_SPECS, Part, complete_joints, segment_distance
+    from services.render.skin import Part, complete_joints, segment_distance
 
     full = complete_joints(joints)
     h, w = mask.shape
@@ -379,20 +423,22 @@ def skeleton_envelope(mask: np.ndarray, joints: dict[str, tuple[float, float]], 
         return mask
     pts = np.stack([xs, ys], axis=1).astype(np.float64)
     keep = np.zeros(len(pts), dtype=bool)
-    for spec in BONE_SPECS:
-        if spec.parent not in full or spec.child not in full:
-            continue
-        reach = (_TRUNK_REACH if spec.part == Part.TORSO
-                 else _LEG_REACH if spec.part in (Part.LEFT_LEG, Part.RIGHT_LEG) else _LIMB_REACH) * height_px
-        if spec.name == "neck":
+    segments = _bone_segments(full, extend_soles=rgb is not None)
+    for name, part, a, b in segments:
+        reach = (_TRUNK_REACH if part == Part.TORSO
+                 else _LEG_REACH if part in (Part.LEFT_LEG, Part.RIGHT_LEG) else _LIMB_REACH) * height_px
+        if name in ("neck", "head"):
             reach = 0.14 * height_px  # the head: hair and hats, not the wall beside it
-        keep |= segment_distance(pts, full[spec.parent], full[spec.child]) <= reach
+        keep |= segment_distance(pts, a, b) <= reach
     feet = [full[n][1] for n in ("left_heel", "right_heel", "left_foot_index", "right_foot_index",
                                  "left_ankle", "right_ankle") if n in full]
+    feet += [float(b[1]) for name, _, _, b in segments if name.endswith("_sole")]
     if feet:
         keep &= pts[:, 1] <= max(feet) + 0.03 * height_px
     out = np.zeros_like(mask)
     out[ys[keep], xs[keep]] = 255
+    if rgb is not None:
+        out = _skeleton_grabcut(rgb, out, segments, height_px, unsure_ankles)
     # Keep the components that contain a joint (a cut may leave a detached island of floor).
     n, labels = cv2.connectedComponents(out, connectivity=8)
     if n <= 1:
@@ -409,6 +455,69 @@ def skeleton_envelope(mask: np.ndarray, joints: dict[str, tuple[float, float]], 
     k = max(3, int(0.006 * height_px) | 1)
     opened = cv2.morphologyEx(result, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     return opened if opened.any() else result
+
+
+def _skeleton_grabcut(rgb: np.ndarray, mask: np.ndarray, segments: list[tuple[str, Any, np.ndarray, np.ndarray]],
+                      height_px: float, unsure_ankles: tuple[str, ...] = (), work_side_px: int = 512
+                      ) -> np.ndarray:
+    """The envelope-cut segmentation mask refined by GrabCut on a trimap built from the skeleton.
+
+    Person segmentation on an illustration covers whatever lies between the body parts (the lit road
+    between the legs, the sky between a sleeve and the skirt) and the envelope keeps it when it is within a
+    part's reach. Near the bones the pixels are the character's; the rest of the envelope is only probably
+    background, and colour models learnt from the surely-outside background (the same road, the same sky)
+    take it off. Runs at ``work_side_px``; the result never grows the mask.
+    """
+    from services.render.skin import Part, segment_distance
+
+    h, w = mask.shape
+    s = min(1.0, work_side_px / max(h, w))
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    m = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST) > 0
+    yy, xx = np.mgrid[0:size[1], 0:size[0]]
+    pts = (np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float64) + 0.5) / s - 0.5
+    core = np.zeros(len(pts), dtype=bool)
+    tight = np.zeros(len(pts), dtype=bool)
+    for name, part, a, b in segments:
+        d = segment_distance(pts, a, b)
+        reach = (_TIGHT_HEAD_REACH if name in ("neck", "head") else _TIGHT_TRUNK_REACH if part == Part.TORSO
+                 else _TIGHT_LEG_REACH if part in (Part.LEFT_LEG, Part.RIGHT_LEG) else _TIGHT_LIMB_REACH)
+        tight |= d <= reach * height_px
+        if name in ("neck", "head"):
+            # The head is where person segmentation is surest and colour least telling (dark hair before a
+            # wooden door): the segmentation stands there.
+            core |= d <= reach * height_px
+        # A sole is a guess: surely the character only below an ankle the detector was unsure of (dark
+        # shoes on a dark road are otherwise given to the road).
+        if not name.endswith("_sole") or name[: -len("_sole")] in unsure_ankles:
+            core |= d <= max(1.0 / s, _CORE_REACH * height_px)
+    core = core.reshape(m.shape) & m
+    tight = tight.reshape(m.shape) & m
+    if not core.any() or not (~m).any():
+        return mask
+    gc = np.full(m.shape, cv2.GC_BGD, np.uint8)
+    gc[m] = cv2.GC_PR_BGD
+    gc[tight] = cv2.GC_PR_FGD
+    gc[core] = cv2.GC_FGD
+    bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.setRNGSeed(0)  # see _grabcut_refine: the same image must always give the same mask
+    try:
+        # One round: the colour models stay those of the trimap (what is near the bones, what is outside).
+        # More rounds let the glow kept in the first pull the lilac sky beside it into the figure's model.
+        cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), gc, (0, 0, 0, 0), bgd, fgd, _GRABCUT_ROUNDS,
+                    cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return mask
+    fg = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
+    # Small holes (a star on the dress, a glint of road through a glowing sleeve) are the character's.
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - fg, connectivity=4)
+    border = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])).tolist())
+    limit = _MAX_FILLED_HOLE * max(1, int(fg.sum()))
+    small_holes = [i for i in range(1, n) if i not in border and stats[i, cv2.CC_STAT_AREA] <= limit]
+    fg[np.isin(labels, small_holes)] = 1
+    out = (cv2.resize(fg.astype(np.float32) * 255.0, (w, h), interpolation=cv2.INTER_LINEAR) > 127)
+    return np.where(out & (mask > 0), 255, 0).astype(np.uint8)
 
 
 def local_threshold_mask(rgb: np.ndarray, joints: dict[str, tuple[float, float]],
