@@ -2,7 +2,7 @@
 
 Figures:
 - render-only frames/s and CPU ms per frame at 720p and 1080p (deform + rasterise + read back, no encoding;
-  RGBA and the shader I420 route); render+encode in 32-frame ranges, each with its own Renderer, as the
+  RGBA and the shader I420 route; a photo, and an illustration); render+encode in 32-frame ranges, each with its own Renderer, as the
   orchestrator splits a job (per-range setup included); the 1-minute load average (a shared node);
 - the full-clip render+encode wall time, frames/s, CPU ms per frame and the overlap factor ((render + encode) / wall; 2.0 = perfect overlap);
 - end-to-end real-time factor (wall / video duration) of the embedded pipeline at 720p and 1080p on the
@@ -30,6 +30,8 @@ import numpy as np
 VIDEO = "musepose__ubc_91-3003CN5S.mp4"  # 29.97 fps, full body
 PCK_VIDEOS = ("musepose__ubc_91-3003CN5S.mp4", "animate_x__dance_1.mp4")
 PHOTO_CHARACTERS = ("musev__man.jpg", "unianimate__WOMEN-Blouses_Shirts-id_00004955-01_4_full.jpg")
+# Render-only speed is also taken on an illustration: a larger, more detailed texture over more of the frame.
+ILLUSTRATION = "musepose__ref.png"
 
 
 def _render_fps(rig: Any, seq: Any, resolution: str, n: int, i420: bool = False) -> tuple[float, float, int, int]:
@@ -134,6 +136,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         rig = analyse_character(data / "characters" / PHOTO_CHARACTERS[0], pose_extractor=ex)
         character_s = time.perf_counter() - t0
+        illustration = analyse_character(data / "characters" / ILLUSTRATION, pose_extractor=ex)
     t0 = time.perf_counter()
     seq = retarget(performer, rig, RetargetOptions())
     retarget_s = time.perf_counter() - t0
@@ -152,6 +155,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # The shader RGB->I420 route (used on GPUs; llvmpipe takes RGBA + swscale, see Rasterizer.prefers_i420).
         fps, cpu_ms, w, h = _render_fps(rig, seq, res, n // 2, i420=True)
         result[f"render_only_i420_{res}"] = {"fps": round(fps, 1), "cpu_ms_per_frame": round(cpu_ms, 1)}
+        fps, cpu_ms, w, h = _render_fps(illustration, retarget(performer, illustration, RetargetOptions()), res, n)
+        result[f"render_only_illustration_{res}"] = {"fps": round(fps, 1), "cpu_ms_per_frame": round(cpu_ms, 1),
+                                                     "size": f"{w}x{h}", "character": ILLUSTRATION}
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
         for res in ("720p", "1080p"):
             result[f"render_encode_ranges_{res}"] = _ranges(rig, seq, model, res, pathlib.Path(tmp))
