@@ -2,8 +2,8 @@
 
 Figures:
 - render-only frames/s and CPU ms per frame at 720p and 1080p (deform + rasterise + read back, no encoding;
-  RGBA and the shader I420 route; a photo, and an illustration); render+encode in 32-frame ranges, each with its own Renderer, as the
-  orchestrator splits a job (per-range setup included); the 1-minute load average (a shared node);
+  RGBA and the shader I420 route; a photo, and an illustration); render+encode in ranges of the orchestrator's
+  size, each with its own Renderer, as a job is split (per-range setup included); the 1-minute load average;
 - the full-clip render+encode wall time, frames/s, CPU ms per frame and the overlap factor ((render + encode) / wall; 2.0 = perfect overlap);
 - end-to-end real-time factor (wall / video duration) of the embedded pipeline at 720p and 1080p on the
   first --render-seconds (default 10, 3 with --quick) of a 30 fps real video, with the per-stage split
@@ -50,11 +50,13 @@ def _render_fps(rig: Any, seq: Any, resolution: str, n: int, i420: bool = False)
 
 
 def _ranges(rig: Any, seq: Any, model: Any, resolution: str, out_dir: pathlib.Path,
-            range_frames: int = 32) -> dict[str, Any]:
+            range_frames: int = 0) -> dict[str, Any]:
     """Render + encode in ``range_frames`` ranges, each with its own Renderer (GL context) as a render worker
     does per RenderRange request: the per-range setup is part of the figure."""
+    from services.gateway.orchestrator import DEFAULT_FRAMES_PER_RANGE
     from services.render.renderer import RenderOptions, render_video
 
+    range_frames = range_frames or DEFAULT_FRAMES_PER_RANGE
     n = len(seq.frames)
     c0, t0 = time.process_time(), time.perf_counter()
     for s in range(0, n, range_frames):
