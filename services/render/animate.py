@@ -124,7 +124,12 @@ def animate(image: str | pathlib.Path, video: str | pathlib.Path, out: str | pat
     run = run_embedded(image, video, out, eopts, joints=opts.joints, progress=stage_progress,
                        model_dir=opts.model_dir)
     stage.update(run.stage_s)
-    rig, seq = run.load_rig(), run.load_skeleton()
+    wants = (opts.export_skeleton, opts.contact_sheet, opts.preview, opts.report)
+    if any(w is not None for w in wants):
+        rig, seq = run.load_rig(), run.load_skeleton()
+        rig_w, rig_h, fps, n_frames = rig.width, rig.height, float(seq.fps), len(seq.frames)
+    else:
+        rig_w, rig_h, fps, n_frames = run.facts()  # nothing else needs the decoded rig and skeleton
     warnings = list(run.run.warnings)
     extra: dict[str, str] = {}
     if opts.export_skeleton is not None:
@@ -153,10 +158,10 @@ def animate(image: str | pathlib.Path, video: str | pathlib.Path, out: str | pat
                                  {**extra, "output": str(out)})
         extra["report"] = str(opts.report)
     wall = time.perf_counter() - start
-    duration = len(seq.frames) / seq.fps if seq.fps > 0 else 0.0
-    g = frame_geometry(rig.width, rig.height, ropts.resolution, ropts.width, ropts.height)
+    duration = n_frames / fps if fps > 0 else 0.0
+    g = frame_geometry(rig_w, rig_h, ropts.resolution, ropts.width, ropts.height)
     w, h = g.width_px, g.height_px
-    return AnimateResult(out, w, h, float(seq.fps), len(seq.frames), duration, stage, wall,
+    return AnimateResult(out, w, h, fps, n_frames, duration, stage, wall,
                          wall / duration if duration > 0 else math.inf, warnings, ignored, extra)
 
 

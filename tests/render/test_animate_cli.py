@@ -74,6 +74,23 @@ def test_animate_writes_skeleton_json_quietly_with_cached_run(kit, tmp_path: pat
     assert len(skel["frames"]) == 30
 
 
+def test_animate_reports_output_facts_without_extras_with_cached_run(kit, tmp_path: pathlib.Path,  # type: ignore[no-untyped-def]
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # Without extras the facts come from the stored protos alone (no decoded rig or skeleton).
+    out = tmp_path / "plain.mp4"
+    rc = main(["animate", "--image", str(kit.character_png), "--video", str(kit.performer_mp4), "-o", str(out),
+               "--joints", str(kit.character_joints), "--no-sound", "--json"])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        size = (v.codec_context.width, v.codec_context.height)
+        n = sum(1 for _ in c.decode(video=0))
+    assert (doc["width_px"], doc["height_px"]) == size and doc["frames"] == n == 30
+    assert abs(doc["fps"] - 10.0) < 1e-3 and abs(doc["duration_s"] - 3.0) < 1e-3
+    assert 0 < doc["real_time_factor"] == pytest.approx(doc["wall_s"] / 3.0, abs=2e-3)  # both rounded to 1 ms
+
+
 def test_stage_progress_prints_about_every_tenth_with_non_tty_stream() -> None:
     stream = io.StringIO()
     with StageProgress(stream=stream) as progress:
