@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import pathlib
 import urllib.parse
+from typing import TYPE_CHECKING, Any
 
 from motion.errors import InputError
 from motion.settings import Settings
 from motion.storage.base import BaseStore, KeyOrRef, ObjectStore, content_key, validate_key
 from motion.storage.local import LocalStore
-from motion.storage.s3 import S3Store
+
+if TYPE_CHECKING:
+    from motion.storage.s3 import S3Store
+
+
+def __getattr__(name: str) -> Any:
+    # The S3 backend (and the minio SDK, ~0.2 s to import) loads only when asked for: the embedded CLI
+    # works on a local directory and pays for it otherwise on every run.
+    if name == "S3Store":
+        from motion.storage.s3 import S3Store
+
+        return S3Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BaseStore",
@@ -43,6 +56,8 @@ def open_store(url: str | None = None, settings: Settings | None = None) -> Obje
     if parsed.scheme == "s3":
         if not parsed.netloc or parsed.path not in ("", "/") or parsed.query:
             raise InputError("storage.url", "S3 URLs name only a bucket (s3://bucket)", actual=url)
+        from motion.storage.s3 import S3Store
+
         return S3Store(
             parsed.netloc,
             settings.s3_endpoint,
