@@ -44,22 +44,35 @@ def decontaminate_edges(texture_rgba: np.ndarray, band_px: int = 2) -> np.ndarra
     Threshold and segmentation masks keep a rim of anti-aliased background pixels (a white or grey halo
     once the character moves over another background, or is scaled up); inside colours never halo.
     """
-    alpha = texture_rgba[..., 3]
+    out = texture_rgba.copy()
+    sigma = float(band_px + 1)
+    # Only pixels with alpha change, and each reads the blurs within their kernels' reach (4 sigma for
+    # float images): work in the alpha's box grown by that, where the blurs see what they see in the whole
+    # image.
+    rows = np.flatnonzero(texture_rgba[..., 3].any(axis=1))
+    cols = np.flatnonzero(texture_rgba[..., 3].any(axis=0))
+    if not len(rows):
+        return out
+    h, w = texture_rgba.shape[:2]
+    grow_px = int(np.ceil(4 * sigma)) + band_px + 2
+    win = (slice(max(0, int(rows[0]) - grow_px), min(h, int(rows[-1]) + grow_px + 1)),
+           slice(max(0, int(cols[0]) - grow_px), min(w, int(cols[-1]) + grow_px + 1)))
+    tex = texture_rgba[win]
+    alpha = tex[..., 3]
     solid = (alpha > 127).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_px + 1, 2 * band_px + 1))
     interior = cv2.erode(solid, kernel)
     band = (alpha > 0) & (interior == 0)
     if not np.any(band) or not np.any(interior):
-        return texture_rgba.copy()
-    w = interior.astype(np.float32)
-    sigma = float(band_px + 1)
-    num = cv2.GaussianBlur(texture_rgba[..., :3].astype(np.float32) * w[..., None], (0, 0), sigma)
-    den = cv2.GaussianBlur(w, (0, 0), sigma)
+        return out
+    weight = interior.astype(np.float32)
+    num = cv2.GaussianBlur(tex[..., :3].astype(np.float32) * weight[..., None], (0, 0), sigma)
+    den = cv2.GaussianBlur(weight, (0, 0), sigma)
     pulled = np.clip(num / np.maximum(den, 1e-6)[..., None], 0, 255).astype(np.uint8)
-    out = texture_rgba.copy()
+    out_w = out[win]
     reach = band & (den > 1e-3)
-    out[..., :3][reach] = pulled[reach]
+    out_w[..., :3][reach] = pulled[reach]
     # One pixel in, softly: the rim of the mask is where the background colour lives.
     edge = cv2.GaussianBlur(cv2.erode(solid, np.ones((3, 3), np.uint8)).astype(np.float32), (0, 0), 0.8)
-    out[..., 3] = np.minimum(alpha, np.clip(edge * 255.0 + 0.5, 0, 255)).astype(np.uint8)
+    out_w[..., 3] = np.minimum(alpha, np.clip(edge * 255.0 + 0.5, 0, 255)).astype(np.uint8)
     return out

@@ -124,6 +124,39 @@ def _measured_radius(mask: np.ndarray, bones: Bones, radius: dict[Part, float]) 
     return out
 
 
+# label_parts compares each pixel only with the bones that can be its nearest: bounds per tile of this side.
+LABEL_TILE_PX = 32
+
+
+def _label_tiles(shape: tuple[int, ...], xs: np.ndarray, ys: np.ndarray, bones: Bones,
+                 radius: dict[Part, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(tile index of each pixel, (B, tiles) bool: the bone may be nearest, all bones or limbs only).
+
+    A bone whose scaled distance from a tile is surely larger than the smallest scaled distance some other
+    bone surely keeps over the whole tile (limb bones: some other limb bone) can be neither the nearest bone
+    nor the nearest limb of any pixel in it. Skipping it changes no label: the minimum is exact and its
+    first bone (ties) the same. One pixel of slack on each bound covers rounding.
+    """
+    tile = LABEL_TILE_PX
+    n_x = (shape[1] + tile - 1) // tile
+    n_y = (shape[0] + tile - 1) // tile
+    tile_of = (ys // tile) * n_x + xs // tile
+    cy, cx = np.mgrid[0:n_y, 0:n_x]
+    centres = np.stack([cx.ravel(), cy.ravel()], axis=1).astype(np.float64) * tile + (tile - 1) / 2.0
+    half_diag = (tile - 1) / np.sqrt(2.0) + 1.0
+    lower = np.empty((len(bones.specs), len(centres)))
+    upper = np.empty_like(lower)
+    limb = np.array([spec.part != Part.TORSO for spec in bones.specs], dtype=bool)
+    for b, spec in enumerate(bones.specs):
+        d = segment_distance(centres, bones.rest_parent[b], bones.rest_child[b])
+        lower[b] = np.maximum(d - half_diag, 0.0) / radius[spec.part]
+        upper[b] = (d + half_diag) / radius[spec.part]
+    bound = upper.min(axis=0)
+    limb_bound = upper[limb].min(axis=0) if limb.any() else bound
+    needed = np.where(limb[:, None], lower <= limb_bound, lower <= bound)
+    return tile_of, needed
+
+
 def label_parts(mask: np.ndarray, bones: Bones, radius: dict[Part, float],
                 trunk: np.ndarray | None = None, head: tuple[np.ndarray, float] | None = None) -> np.ndarray:
     """Assigns every mask pixel to the part of its nearest bone (distance scaled by the part's thickness).
@@ -141,15 +174,17 @@ def label_parts(mask: np.ndarray, bones: Bones, radius: dict[Part, float],
     best_part = np.zeros(len(pts), dtype=np.int8)
     best_limb = np.full(len(pts), np.inf)
     limb_part = np.zeros(len(pts), dtype=np.int8)
+    tile_of, needed = _label_tiles(mask.shape, xs, ys, bones, radius)
     for b, spec in enumerate(bones.specs):
-        d = segment_distance(pts, bones.rest_parent[b], bones.rest_child[b]) / radius[spec.part]
-        closer = d < best
-        best[closer] = d[closer]
-        best_part[closer] = int(spec.part)
+        idx = np.flatnonzero(needed[b][tile_of])
+        d = segment_distance(pts[idx], bones.rest_parent[b], bones.rest_child[b]) / radius[spec.part]
+        closer = d < best[idx]
+        best[idx[closer]] = d[closer]
+        best_part[idx[closer]] = int(spec.part)
         if spec.part != Part.TORSO:
-            closer = d < best_limb
-            best_limb[closer] = d[closer]
-            limb_part[closer] = int(spec.part)
+            closer = d < best_limb[idx]
+            best_limb[idx[closer]] = d[closer]
+            limb_part[idx[closer]] = int(spec.part)
     # Within its own thickness a limb always wins: an arm raised against the head or crossing the
     # chest must move with the arm, however close the torso's bones are.
     in_trunk = np.zeros(len(pts), dtype=bool)
@@ -164,7 +199,7 @@ def label_parts(mask: np.ndarray, bones: Bones, radius: dict[Part, float],
     if head is not None:
         # Hands are often drawn against the head: near the face only the limb's core claims pixels.
         centre, head_r = head
-        near_head = np.hypot(*(pts - centre).T) < head_r
+        near_head = np.hypot(xs - centre[0], ys - centre[1]) < head_r
         claim &= ~near_head | (best_limb <= 0.5 * LIMB_CLAIM)
     best_part[claim] = limb_part[claim]
     best[claim] = best_limb[claim]
@@ -172,10 +207,16 @@ def label_parts(mask: np.ndarray, bones: Bones, radius: dict[Part, float],
         best_part[in_trunk & (best > 1.0)] = int(Part.TORSO)
     labels[ys, xs] = best_part
     # Small islands (hair strands, a sleeve corner) belong to whatever surrounds them; median filtering
-    # removes them without moving the boundaries between parts much.
-    shifted = (labels + 1).astype(np.uint8)
+    # removes them without moving the boundaries between parts much. (Over the mask's box and the filter's
+    # 2 px reach: the result is only kept on mask pixels.)
+    h, w = mask.shape
+    win = (slice(max(0, int(ys[0]) - 2), min(h, int(ys[-1]) + 3)),
+           slice(max(0, int(xs.min()) - 2), min(w, int(xs.max()) + 3)))
+    shifted = (labels[win] + 1).astype(np.uint8)
     smooth = cv2.medianBlur(shifted, 5).astype(np.int8) - 1
-    return np.where(mask > 0, np.where(smooth >= 0, smooth, labels), -1).astype(np.int8)
+    out = np.full(mask.shape, -1, dtype=np.int8)
+    out[win] = np.where(mask[win] > 0, np.where(smooth >= 0, smooth, labels[win]), -1)
+    return out
 
 
 def background_pockets(rig: CharacterRig, labels: np.ndarray, bones: Bones,
@@ -277,9 +318,13 @@ def _trunk_hull(torso: np.ndarray, joints: dict[str, np.ndarray]) -> np.ndarray:
     hull = cv2.convexHull(np.stack([xs[keep], ys[keep]], axis=1).astype(np.int32))
     cv2.fillConvexPoly(out, hull, 1)
     # Only within the band: above the shoulders the hull would take in arms raised beside the head.
-    yy, xx = np.mgrid[0:h, 0:w]
+    # (Tested over the hull's box only: outside it there is nothing to keep.)
+    x0, y0, bw, bh = cv2.boundingRect(hull)
+    yy, xx = np.mgrid[y0:y0 + bh, x0:x0 + bw]
     tt = ((xx - base[0]) * axis[0] + (yy - base[1]) * axis[1]) / length2
-    return (out > 0) & (tt >= -TRUNK_HULL_BELOW_HIPS) & (tt <= 1.0)
+    result = np.zeros((h, w), dtype=bool)
+    result[y0:y0 + bh, x0:x0 + bw] = (out[y0:y0 + bh, x0:x0 + bw] > 0) & (tt >= -TRUNK_HULL_BELOW_HIPS) & (tt <= 1.0)
+    return result
 
 
 def _trunk_polygon(joints: dict[str, np.ndarray], grow: float, hip_out_px: float = 0.0) -> np.ndarray | None:
@@ -300,10 +345,16 @@ def _trunk_polygon(joints: dict[str, np.ndarray], grow: float, hip_out_px: float
 
 
 def _premultiply(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    a = alpha.astype(np.float32) / 255.0
-    out = np.empty(rgb.shape[:2] + (4,), dtype=np.uint8)
-    out[..., :3] = np.clip(rgb.astype(np.float32) * a[..., None] + 0.5, 0, 255).astype(np.uint8)
-    out[..., 3] = alpha
+    out = np.zeros(rgb.shape[:2] + (4,), dtype=np.uint8)
+    # A layer covers a small part of the image and is zero (premultiplied) wherever its alpha is: only the
+    # alpha's box is computed.
+    rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
+    if not len(rows):
+        return out
+    win = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+    a = alpha[win].astype(np.float32) / 255.0
+    out[win][..., :3] = np.clip(rgb[win].astype(np.float32) * a[..., None] + 0.5, 0, 255).astype(np.uint8)
+    out[win][..., 3] = alpha[win]
     return out
 
 
@@ -359,13 +410,11 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
                 covered = (poly > 0) & mask & ~own
             # Under each arm's root the torso goes on: an arm swinging away from the trunk uncovers it, and
             # without fill there the armpit showed a wedge of background.
-            yy, xx = np.mgrid[0:h, 0:w]
             for limb, root in _ROOT_JOINT.items():
                 # (Arms only: a leg's root is under the belt or hem, and fill there smeared it when the
                 # legs spread.)
                 if root in joints and limb in (Part.LEFT_ARM, Part.RIGHT_ARM):
-                    near = np.hypot(xx - joints[root][0], yy - joints[root][1]) <= LIMB_ROOT_FILL * radius[limb]
-                    covered |= near & (labels == int(limb))
+                    covered |= _disc(joints[root], LIMB_ROOT_FILL * radius[limb], (h, w)) & (labels == int(limb))
             if not line_art:
                 # A photo's torso continues under the arms; a drawing's is drawn (outlined) where it ends.
                 # (Not from faded sleeves: their hull would fill them back in, opaque.)
@@ -400,6 +449,18 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
             if layer is not None:
                 layers.append(layer)
     return RigModel(w, h, joints, bones, layers, labels)
+
+
+def _disc(centre: np.ndarray, radius_px: float, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: pixels within ``radius_px`` of ``centre`` (distances computed over the disc's box only)."""
+    h, w = shape
+    out = np.zeros((h, w), dtype=bool)
+    x0, x1 = max(0, int(np.floor(centre[0] - radius_px)) - 1), min(w, int(np.ceil(centre[0] + radius_px)) + 2)
+    y0, y1 = max(0, int(np.floor(centre[1] - radius_px)) - 1), min(h, int(np.ceil(centre[1] + radius_px)) + 2)
+    if x1 > x0 and y1 > y0:
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        out[y0:y1, x0:x1] = np.hypot(xx - centre[0], yy - centre[1]) <= radius_px
+    return out
 
 
 def _make_layer(part: Part, region: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, labels: np.ndarray,

@@ -269,9 +269,12 @@ class Skin:
 def segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Distance of each point (N,2) to the segment a-b."""
     ab = b - a
-    t = np.clip(((points - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
-    closest = a + t[:, None] * ab
-    return np.asarray(np.hypot(*(points - closest).T))
+    # The projection stays a matrix product (BLAS fuses its multiply-adds: an elementwise sum differs in the
+    # last bit and would move pixels across reach thresholds); the rest runs per coordinate, without the
+    # (N, 2) temporaries and strided hypot that made this the rig build's hot spot.
+    t = ((points - a) @ ab) / max(float(ab @ ab), 1e-12)
+    np.clip(t, 0.0, 1.0, out=t)
+    return np.asarray(np.hypot(points[:, 0] - (a[0] + t * ab[0]), points[:, 1] - (a[1] + t * ab[1])))
 
 
 def _bone_coordinates(points: np.ndarray, a: np.ndarray, b: np.ndarray,

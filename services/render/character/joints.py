@@ -170,17 +170,27 @@ def add_low_visibility_legs(joints: dict[str, tuple[float, float]], frame: Skele
     if not frame.present or frame.body is None:
         return joints
     h, w = mask.shape[:2]
-    near = cv2.dilate((mask > 0).astype(np.uint8), cv2.getStructuringElement(
-        cv2.MORPH_ELLIPSE, (2 * int(tolerance_px) + 1, 2 * int(tolerance_px) + 1))) > 0
+    r = int(tolerance_px)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)) > 0
     out = dict(joints)
     for name, parent in _LEG_PARENTS:
         if name in out or parent not in out:
             continue
         x, y, _z, vis, _pres = (float(v) for v in frame.body[BodyLandmark[name.upper()]])
         xi, yi = int(round(x)), int(round(y))
-        if vis >= min_visibility and 0 <= xi < w and 0 <= yi < h and near[yi, xi]:
+        if vis >= min_visibility and 0 <= xi < w and 0 <= yi < h and _near_mask(mask, kernel, xi, yi):
             out[name] = (x, y)
     return out
+
+
+def _near_mask(mask: np.ndarray, kernel: np.ndarray, x: int, y: int) -> bool:
+    """The mask dilated by the (odd, centred, symmetric) ``kernel``, at one pixel: a mask pixel under the
+    kernel placed there. Two lookups, not a dilation of the whole image by a kernel tens of pixels wide."""
+    h, w = mask.shape[:2]
+    r_y, r_x = kernel.shape[0] // 2, kernel.shape[1] // 2
+    y0, y1, x0, x1 = max(0, y - r_y), min(h, y + r_y + 1), max(0, x - r_x), min(w, x + r_x + 1)
+    under = kernel[y0 - (y - r_y): y1 - (y - r_y), x0 - (x - r_x): x1 - (x - r_x)]
+    return bool((mask[y0:y1, x0:x1] > 0)[under].any())
 
 
 # Below this visibility a detected ankle is "unsure": on the stylised legs of an illustration BlazePose

@@ -297,19 +297,34 @@ def clean_texture(rgb: np.ndarray, mask: np.ndarray, alpha: np.ndarray | None = 
     so neither the alpha edge nor bilinear filtering in the renderer shows a halo. A stroke drawn right at
     the edge differs from the background and is kept.
     """
-    m = mask > 0
-    inner = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * edge_px + 1, 2 * edge_px + 1))) > 0
+    h, w = mask.shape[:2]
+    # Nothing changes farther from the mask than the colour push reaches (one pixel per round) plus the 3x3
+    # blurs' reach: work in the mask's box grown by that much. Blurs and erosion see zeros at the window's
+    # edge exactly as they would in the whole image, so the result is the same pixel for pixel.
+    rows, cols = np.flatnonzero((mask > 0).any(axis=1)), np.flatnonzero((mask > 0).any(axis=0))
+    y0, y1, x0, x1 = 0, h, 0, w
+    if len(rows):
+        grow_px = 2 * edge_px + bleed_px + 3
+        y0, y1 = max(0, int(rows[0]) - grow_px), min(h, int(rows[-1]) + grow_px + 1)
+        x0, x1 = max(0, int(cols[0]) - grow_px), min(w, int(cols[-1]) + grow_px + 1)
+    win = (slice(y0, y1), slice(x0, x1))
+    rgb_w = np.ascontiguousarray(rgb[win])
+    mask_w = np.ascontiguousarray(mask[win])
+    m = mask_w > 0
+    inner = cv2.erode(mask_w, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * edge_px + 1, 2 * edge_px + 1))) > 0
     known_b = inner.copy()
     band = m & ~inner
+    d_cb = None
     if background is not None:
-        lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
-        bg_lab = cv2.cvtColor(background, cv2.COLOR_RGB2LAB).astype(np.float32)
-        known_b |= band & (np.linalg.norm(lab - bg_lab, axis=2) > background_delta)
+        lab = cv2.cvtColor(rgb_w, cv2.COLOR_RGB2LAB).astype(np.float32)
+        bg_lab = cv2.cvtColor(np.ascontiguousarray(background[win]), cv2.COLOR_RGB2LAB).astype(np.float32)
+        d_cb = np.linalg.norm(lab - bg_lab, axis=2)
+        known_b |= band & (d_cb > background_delta)
     if not known_b.any():
         known_b = m
     known = known_b.astype(np.float32)
-    colour = rgb.astype(np.float32) * known[..., None]
-    out = rgb.astype(np.float32).copy()
+    colour = rgb_w.astype(np.float32) * known[..., None]
+    out = rgb_w.astype(np.float32)
     for _ in range(2 * edge_px + bleed_px):
         num = cv2.blur(colour, (3, 3))
         den = cv2.blur(known, (3, 3))
@@ -320,22 +335,27 @@ def clean_texture(rgb: np.ndarray, mask: np.ndarray, alpha: np.ndarray | None = 
         out[grow] = colour[grow]
         known[grow] = 1.0
     out_u8 = np.clip(out, 0, 255).astype(np.uint8)
+    result = np.zeros((h, w, 4), np.uint8)
+    result[..., :3] = rgb
+    result[y0:y1, x0:x1, :3] = out_u8
     if alpha is None:
         cover = m.astype(np.float32)
-        if background is not None:
+        if background is not None and d_cb is not None:
             # Edge matting: a band pixel C between the character colour F (pushed outward above) and the
             # background B behind it is covered by alpha ~ |C - B| / |F - B|. Without it the wall or paper
             # caught by the mask turns into an opaque rim of edge colour: a grey halo once scaled up.
             f_lab = cv2.cvtColor(out_u8, cv2.COLOR_RGB2LAB).astype(np.float32)
-            d_cb = np.linalg.norm(lab - bg_lab, axis=2)
             d_fb = np.linalg.norm(f_lab - bg_lab, axis=2)
             est = np.clip(d_cb / np.maximum(d_fb, 1.0), 0.0, 1.0)
             # Where the character's own colour is close to the background nothing can be told apart: keep.
             est[d_fb < background_delta] = 1.0
             cover = np.where(band, np.minimum(cover, est), cover)
         # A 1 px feather so the cut-out's outline is anti-aliased.
-        alpha = cv2.GaussianBlur(np.clip(cover * 255.0 + 0.5, 0, 255).astype(np.uint8), (3, 3), 0.7)
-    return np.dstack([out_u8, alpha.astype(np.uint8)])
+        result[y0:y1, x0:x1, 3] = cv2.GaussianBlur(np.clip(cover * 255.0 + 0.5, 0, 255).astype(np.uint8), (3, 3),
+                                                   0.7)
+    else:
+        result[..., 3] = alpha.astype(np.uint8)
+    return result
 
 
 def fill_background(rgb: np.ndarray, mask: np.ndarray, dilate_px: int = 7, work_side_px: int = 512) -> np.ndarray:
@@ -429,7 +449,14 @@ def skeleton_envelope(mask: np.ndarray, joints: dict[str, tuple[float, float]], 
                  else _LEG_REACH if part in (Part.LEFT_LEG, Part.RIGHT_LEG) else _LIMB_REACH) * height_px
         if name in ("neck", "head"):
             reach = 0.14 * height_px  # the head: hair and hats, not the wall beside it
-        keep |= segment_distance(pts, a, b) <= reach
+        # Only pixels not kept yet and inside the segment's box grown by its reach (plus a pixel against
+        # rounding) can be within reach: the distance is computed for those alone (``ys`` is sorted, so the
+        # box's rows are one slice).
+        lo, hi = np.minimum(a, b) - reach - 1.0, np.maximum(a, b) + reach + 1.0
+        i0, i1 = int(np.searchsorted(ys, lo[1], side="left")), int(np.searchsorted(ys, hi[1], side="right"))
+        row_xs = xs[i0:i1]
+        idx = i0 + np.flatnonzero(~keep[i0:i1] & (row_xs >= lo[0]) & (row_xs <= hi[0]))
+        keep[idx[segment_distance(pts[idx], a, b) <= reach]] = True
     feet = [full[n][1] for n in ("left_heel", "right_heel", "left_foot_index", "right_foot_index",
                                  "left_ankle", "right_ankle") if n in full]
     feet += [float(b[1]) for name, _, _, b in segments if name.endswith("_sole")]
@@ -475,25 +502,36 @@ def _skeleton_grabcut(rgb: np.ndarray, mask: np.ndarray, segments: list[tuple[st
     size = (max(1, round(w * s)), max(1, round(h * s)))
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     m = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST) > 0
-    yy, xx = np.mgrid[0:size[1], 0:size[0]]
-    pts = (np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float64) + 0.5) / s - 0.5
-    core = np.zeros(len(pts), dtype=bool)
-    tight = np.zeros(len(pts), dtype=bool)
+    # Pixel centres in full-size coordinates, per axis: each segment only looks at the grid rectangle its
+    # largest threshold can reach (plus a pixel against rounding), not at every pixel.
+    gx = (np.arange(size[0]).astype(np.float64) + 0.5) / s - 0.5
+    gy = (np.arange(size[1]).astype(np.float64) + 0.5) / s - 0.5
+    core = np.zeros(m.shape, dtype=bool)
+    tight = np.zeros(m.shape, dtype=bool)
     for name, part, a, b in segments:
-        d = segment_distance(pts, a, b)
         reach = (_TIGHT_HEAD_REACH if name in ("neck", "head") else _TIGHT_TRUNK_REACH if part == Part.TORSO
                  else _TIGHT_LEG_REACH if part in (Part.LEFT_LEG, Part.RIGHT_LEG) else _TIGHT_LIMB_REACH)
-        tight |= d <= reach * height_px
+        # A sole is a guess: surely the character only below an ankle the detector was unsure of (dark
+        # shoes on a dark road are otherwise given to the road).
+        sure = not name.endswith("_sole") or name[: -len("_sole")] in unsure_ankles
+        core_px = max(1.0 / s, _CORE_REACH * height_px)
+        lo = np.minimum(a, b) - max(reach * height_px, core_px) - 1.0
+        hi = np.maximum(a, b) + max(reach * height_px, core_px) + 1.0
+        x0, x1 = int(np.searchsorted(gx, lo[0], side="left")), int(np.searchsorted(gx, hi[0], side="right"))
+        y0, y1 = int(np.searchsorted(gy, lo[1], side="left")), int(np.searchsorted(gy, hi[1], side="right"))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        px, py = np.meshgrid(gx[x0:x1], gy[y0:y1])
+        d = segment_distance(np.stack([px.ravel(), py.ravel()], axis=1), a, b).reshape(y1 - y0, x1 - x0)
+        tight[y0:y1, x0:x1] |= d <= reach * height_px
         if name in ("neck", "head"):
             # The head is where person segmentation is surest and colour least telling (dark hair before a
             # wooden door): the segmentation stands there.
-            core |= d <= reach * height_px
-        # A sole is a guess: surely the character only below an ankle the detector was unsure of (dark
-        # shoes on a dark road are otherwise given to the road).
-        if not name.endswith("_sole") or name[: -len("_sole")] in unsure_ankles:
-            core |= d <= max(1.0 / s, _CORE_REACH * height_px)
-    core = core.reshape(m.shape) & m
-    tight = tight.reshape(m.shape) & m
+            core[y0:y1, x0:x1] |= d <= reach * height_px
+        if sure:
+            core[y0:y1, x0:x1] |= d <= core_px
+    core &= m
+    tight &= m
     if not core.any() or not (~m).any():
         return mask
     gc = np.full(m.shape, cv2.GC_BGD, np.uint8)
