@@ -76,3 +76,59 @@ def decontaminate_edges(texture_rgba: np.ndarray, band_px: int = 2) -> np.ndarra
     edge = cv2.GaussianBlur(cv2.erode(solid, np.ones((3, 3), np.uint8)).astype(np.float32), (0, 0), 0.8)
     out_w[..., 3] = np.minimum(alpha, np.clip(edge * 255.0 + 0.5, 0, 255)).astype(np.uint8)
     return out
+
+
+# A filled pixel keeps its smooth (inpainted) colour only within this Lab distance of the nearest real
+# colour of its source; farther, the smoothing has averaged a pattern (a striped shirt's stripes into a
+# pale tint that reads as a translucent ghost of the garment) and the nearest real colour is taken instead.
+FILL_PLAUSIBLE_DELTA = 12.0
+# Thin dark strokes (outlines, seams: narrower than FILL_STROKE_PX, darker than their surroundings by more
+# than FILL_STROKE_DELTA luma) are never a fill's source colour.
+FILL_STROKE_PX = 5
+FILL_STROKE_DELTA = 30
+
+
+def keep_plausible_fill(rgb: np.ndarray, filled: np.ndarray, hole: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``filled`` with each ``hole`` pixel whose colour is no colour of the ``known`` source near it (see
+    FILL_PLAUSIBLE_DELTA) replaced by the colour of the nearest known pixel that is not a thin dark stroke.
+    ``rgb``: the source image; other pixels of ``filled`` are returned unchanged."""
+    hole_b = hole > 0
+    if not np.any(hole_b):
+        return filled
+    ys, xs = np.nonzero(hole_b | (known > 0))
+    # Work in the box of hole and source (nearest pixels lie within it), grown by the stroke kernel.
+    pad = FILL_STROKE_PX
+    h, w = hole.shape
+    y0, y1 = max(0, int(ys.min()) - pad), min(h, int(ys.max()) + pad + 1)
+    x0, x1 = max(0, int(xs.min()) - pad), min(w, int(xs.max()) + pad + 1)
+    src = rgb[y0:y1, x0:x1]
+    known_w = known[y0:y1, x0:x1] > 0
+    hole_w = hole_b[y0:y1, x0:x1]
+    # Unknown pixels count as light: an outline along the source's own edge is then a thin dark stroke too
+    # (a dark garment's edge only moves the source a few pixels inward).
+    luma = np.where(known_w, cv2.cvtColor(np.ascontiguousarray(src), cv2.COLOR_RGB2GRAY), 255).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (FILL_STROKE_PX, FILL_STROKE_PX))
+    dark = (cv2.morphologyEx(luma, cv2.MORPH_BLACKHAT, kernel) > FILL_STROKE_DELTA).astype(np.uint8)
+    # With the stroke's anti-aliased fringe: half-dark pixels streak the fill as dark bars too.
+    stroke: np.ndarray = cv2.dilate(dark, np.ones((3, 3), np.uint8)) > 0
+    source: np.ndarray = known_w & ~stroke
+    if not source.any():
+        source = known_w
+    if not source.any():
+        return filled
+    # Index of the nearest source pixel for every pixel (labels of the zero pixels, one per pixel).
+    _, lab = cv2.distanceTransformWithLabels((~source).astype(np.uint8), cv2.DIST_L2, 5,
+                                             labelType=cv2.DIST_LABEL_PIXEL)
+    sy, sx = np.nonzero(source)
+    order = np.zeros(int(lab.max()) + 1, np.int64)
+    order[lab[sy, sx]] = np.arange(len(sy))
+    hy, hx = np.nonzero(hole_w)
+    nearest_i = order[lab[hy, hx]]
+    nearest = src[sy[nearest_i], sx[nearest_i]]
+    smooth = filled[y0:y1, x0:x1][hy, hx]
+    lab_n = cv2.cvtColor(nearest[None].astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)[0]
+    lab_s = cv2.cvtColor(smooth[None].astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)[0]
+    far = np.linalg.norm(lab_n - lab_s, axis=1) > FILL_PLAUSIBLE_DELTA
+    out = filled.copy()
+    out[hy[far] + y0, hx[far] + x0] = nearest[far]
+    return out

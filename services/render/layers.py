@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from motion.rig import CharacterRig
-from services.render.fill import decontaminate_edges, inpaint_rgb
+from services.render.fill import decontaminate_edges, inpaint_rgb, keep_plausible_fill
 from services.render.mesh import Mesh, triangulate_mask
 from services.render.outline import outline_threshold
 from services.render.skin import (
@@ -41,6 +41,8 @@ LIMB_CLAIM = 0.7
 LIMB_CLAIM_OUTSIDE_TRUNK = 1.3
 # The torso fill reaches this many arm half-thicknesses round each shoulder joint.
 LIMB_ROOT_FILL = 1.2
+# Fill within this many arm half-thicknesses of a shoulder joint keeps the shirt's own colours.
+SHOULDER_FILL_REACH = 2.0
 # Photos: a mask pixel within this Lab distance of the (hole-filled) background behind it is background.
 POCKET_DELTA = 12.0
 # Pockets smaller than this (pixels) or shorter than this fraction of the height are left alone: specks
@@ -426,6 +428,16 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
             if not known.any():
                 known = own
             rgb = inpaint_rgb(tex[..., :3], covered, known=known) if np.any(covered) else tex[..., :3]
+            # Beside the shoulders, where a raised or crossing arm uncovers the fill in full, the smoothing
+            # averaged a patterned shirt (stripes) into a pale tint that read as a translucent ghost of the
+            # sleeve: there the fill keeps the shirt's own colours (see keep_plausible_fill).
+            shoulder_fill = np.zeros_like(covered)
+            for limb, root in _ROOT_JOINT.items():
+                if root in joints and limb in (Part.LEFT_ARM, Part.RIGHT_ARM):
+                    shoulder_fill |= _disc(joints[root], SHOULDER_FILL_REACH * radius[limb], (h, w))
+            shoulder_fill &= covered
+            if np.any(shoulder_fill):
+                rgb = keep_plausible_fill(tex[..., :3], rgb, shoulder_fill, known)
             alpha = np.where(covered, 255, alpha_src).astype(np.uint8)
             if wing is not None:
                 region &= wing > 0
