@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import threading
 from types import TracebackType
@@ -259,24 +260,24 @@ def create_context() -> moderngl.Context:
             limit="EGL + OpenGL 3.3", actual=str(exc)) from exc
 
 
-_GL_FLUSH: list[Any] = []
+@functools.cache
+def _gl_flush() -> Any:
+    """glFlush through EGL (moderngl has only finish), or None where it cannot be found."""
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("EGL") or "libEGL.so.1")
+        get = lib.eglGetProcAddress
+        get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
+        addr = get(b"glFlush")
+    except (OSError, AttributeError):
+        return None
+    return ctypes.CFUNCTYPE(None)(addr) if addr else None
 
 
 def _flush() -> None:
-    """glFlush (moderngl has only finish): hands the queued frame to the driver without waiting for it."""
-    if not _GL_FLUSH:
-        fn: Any = None
-        try:
-            lib = ctypes.CDLL(ctypes.util.find_library("EGL") or "libEGL.so.1")
-            get = lib.eglGetProcAddress
-            get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
-            addr = get(b"glFlush")
-            fn = ctypes.CFUNCTYPE(None)(addr) if addr else None
-        except (OSError, AttributeError):
-            fn = None
-        _GL_FLUSH.append(fn)
-    if _GL_FLUSH[0] is not None:
-        _GL_FLUSH[0]()
+    """Hands the queued frame to the driver without waiting for it."""
+    fn = _gl_flush()
+    if fn is not None:
+        fn()
 
 
 def downscale_textures(textures: np.ndarray, scale: float) -> np.ndarray:
@@ -321,8 +322,6 @@ class Rasterizer:
         self._face_prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FACE_FRAGMENT)
         self._face_prog["u_size"].value = (float(self.width_px), float(self.height_px))  # type: ignore[union-attr]
         self._face_prog["u_tex_size"].value = (float(tw), float(th))  # type: ignore[union-attr]
-        self._face_on = False
-        self.set_face(False, {})
         n_v = len(uvs)
         self._pos = ctx.buffer(reserve=max(n_v, 1) * 8)
         static = np.concatenate([uvs.astype(np.float32), layer_ids.astype(np.float32)[:, None]], axis=1)
@@ -443,13 +442,10 @@ class Rasterizer:
         self._outline_index.write(idx.tobytes())
         self._outline_vao.render(moderngl.TRIANGLES, vertices=len(idx))
 
-    def set_face(self, on: bool, uniforms: dict[str, tuple[float, ...]],
+    def set_face(self, uniforms: dict[str, tuple[float, ...]],
                  mouth_rgb: tuple[float, float, float] = (0.16, 0.05, 0.06)) -> None:
-        """Face warp for the next draws' ``face_span`` triangles (off: they draw like any other) with
-        ``uniforms`` from ``services.render.face.shader_uniforms``."""
-        self._face_on = bool(on)
-        if not on:
-            return
+        """Face warp for the next draws' ``face_span`` triangles, with ``uniforms`` from
+        ``services.render.face.shader_uniforms`` (a draw without ``face_span`` uses no warp)."""
         prog = self._face_prog
         prog["u_mouth_rgb"].value = tuple(float(c) for c in mouth_rgb)  # type: ignore[union-attr]
         for name in ("u_eye0_a", "u_eye0_b", "u_eye1_a", "u_eye1_b", "u_mouth_a", "u_mouth_b"):
@@ -466,7 +462,7 @@ class Rasterizer:
         """Renders one frame; triangles are drawn in ``indices`` order (back to front). Returns (H, W, 4)
         uint8 RGBA (premultiplied, or straight with ``straight_alpha``), row 0 at the top. ``outline_indices``:
         triangles whose strokes are drawn again on top (see ``set_outline``). ``face_span``: (first, count)
-        triangles of ``indices`` drawn with the face warp when it is on (see ``set_face``)."""
+        triangles of ``indices`` drawn with the face warp (see ``set_face``); None: no warp this frame."""
         self.submit(positions_px, indices, outline_indices, face_span)
         return self.read()
 
@@ -522,7 +518,7 @@ class Rasterizer:
             self._bg_tex.use(0)
             self._bg_vao.render(moderngl.TRIANGLE_STRIP)
         self._tex.use(0)
-        first, count = face_span if face_span is not None and self._face_on else (0, 0)
+        first, count = face_span if face_span is not None else (0, 0)
         first, count = 3 * max(0, first), 3 * max(0, count)  # triangles -> index elements
         if count and first + count <= len(idx) and self._face_vao is not None:
             if first:

@@ -278,10 +278,8 @@ class Renderer:
         return _FrameInputs(pos, indices, outline, face_span, face)
 
     def _submit(self, inputs: _FrameInputs, i420: bool) -> None:
-        if inputs.face is not None:
-            self._raster.set_face(True, inputs.face, MOUTH_RGB)
-        else:
-            self._raster.set_face(False, {})  # exactly the undeformed texture
+        if inputs.face is not None:  # else no face_span either: the head draws as the plain texture
+            self._raster.set_face(inputs.face, MOUTH_RGB)
         self._raster.submit(inputs.positions_px, inputs.indices, inputs.outline, inputs.face_span, i420=i420)
 
     def _face_uniforms(self, frame: SkeletonFrame | None) -> dict[str, tuple[float, ...]] | None:
