@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from motion.v1 import common_pb2, skeleton_pb2
+from motion.v1 import skeleton_pb2
 
 N_BODY = 33
 N_HAND = 21
@@ -296,13 +296,6 @@ class SkeletonSequence:
 
 # ---- helpers --------------------------------------------------------------------------------------------
 
-def _kps_to_pb(arr: np.ndarray | None) -> list[common_pb2.Keypoint]:
-    if arr is None:
-        return []
-    return [common_pb2.Keypoint(x=float(r[0]), y=float(r[1]), z=float(r[2]), visibility=float(r[3]),
-                                presence=float(r[4])) for r in arr]
-
-
 # Keypoint's five float fields on the wire: tag bytes (field << 3 | fixed32) each followed by 4 bytes.
 _KP_FIELD_TAGS = np.array([(1 << 3) | 5, (2 << 3) | 5, (3 << 3) | 5, (4 << 3) | 5, (5 << 3) | 5], dtype=np.uint8)
 _KP_BYTES = 5 * 5  # every field written (explicit zeros parse to the same message as omitted ones)
@@ -312,7 +305,7 @@ def _kps_wire(arr: np.ndarray | None, field_number: int) -> bytes:
     """The wire bytes of a ``repeated Keypoint`` field holding ``arr`` (N, 5), built with numpy: parsing them
     into the message (``MergeFromString``) is C work, where constructing 468 Keypoint objects per face in
     Python made serialising a 10 s sequence take ~0.2 s. The message, hence its serialisation, is the same
-    as with ``_kps_to_pb`` (float64 input rounds to float32 in both)."""
+    as with one Keypoint object per row (float64 input rounds to float32 in both)."""
     if arr is None or len(arr) == 0:
         return b""
     values = np.ascontiguousarray(np.asarray(arr)[:, :KP_DIM], dtype="<f4")

@@ -11,10 +11,15 @@ from motion.skeleton import (
     Hand,
     SkeletonFrame,
     SkeletonSequence,
-    _kps_to_pb,
     _kps_wire,
 )
-from motion.v1 import skeleton_pb2
+from motion.v1 import common_pb2, skeleton_pb2
+
+
+def _kps_to_pb(arr: np.ndarray) -> list[common_pb2.Keypoint]:
+    """The reference: one Keypoint object per row."""
+    return [common_pb2.Keypoint(x=float(r[0]), y=float(r[1]), z=float(r[2]), visibility=float(r[3]),
+                                presence=float(r[4])) for r in arr]
 
 
 def _points(rng: np.random.Generator, n: int, dtype: type = np.float32) -> np.ndarray:
