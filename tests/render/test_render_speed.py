@@ -9,22 +9,12 @@ import pytest
 
 from motion.media import EncoderOptions, VideoWriter
 from services.render.encode import encode_frames
-from services.render.layers import RigModel, build_rig_model
+from services.render.layers import RigModel
 from services.render.raster import Rasterizer
 from services.render.renderer import Renderer, RenderOptions, render_video
-from tests.render.synthetic import make_character, wave_sequence
+from tests.render.synthetic import wave_sequence
 
 W_PX, H_PX = 240, 360  # W % 8 == 0: the packed I420 target applies
-
-
-@pytest.fixture(scope="module")
-def rig():  # type: ignore[no-untyped-def]
-    return make_character()
-
-
-@pytest.fixture(scope="module")
-def model(rig) -> RigModel:  # type: ignore[no-untyped-def]
-    return build_rig_model(rig)
 
 
 def _i420(pack: bool) -> np.ndarray:

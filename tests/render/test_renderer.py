@@ -13,23 +13,13 @@ import pytest
 from motion.media import EncoderOptions, concat_segments
 from services.render.check import bone_angle_errors_deg
 from services.render.composite import frame_geometry
-from services.render.layers import RigModel, build_rig_model
+from services.render.layers import RigModel
 from services.render.raster import create_context
 from services.render.renderer import Renderer, RenderOptions, render_video
 from services.render.skin import MAX_INFLUENCES, Part
-from tests.render.synthetic import H_PX, W_PX, make_character, posed_frame, wave_sequence
+from tests.render.synthetic import H_PX, W_PX, posed_frame, wave_sequence
 
 SMALL = RenderOptions(resolution="720p", width=240, height=360)
-
-
-@pytest.fixture(scope="module")
-def rig():  # type: ignore[no-untyped-def]
-    return make_character()
-
-
-@pytest.fixture(scope="module")
-def model(rig) -> RigModel:  # type: ignore[no-untyped-def]
-    return build_rig_model(rig)
 
 
 def _decode(path: pathlib.Path) -> list[np.ndarray]:
