@@ -100,7 +100,9 @@ def encode_png(image: np.ndarray) -> bytes:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     elif image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image), [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    # zlib level 1: a detailed 704x1216 character's three images take 110 ms instead of 440 ms at level 6 for
+    # 15 % more bytes; the rig is built while pose runs, on the same cores.
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise ValueError(f"PNG encoding failed for an array of shape {image.shape}")
     return buf.tobytes()

@@ -487,8 +487,16 @@ class Rasterizer:
             self._unpremul_vao.render(moderngl.TRIANGLE_STRIP)
         _flush()
 
-    def read(self, i420: bool = False) -> np.ndarray:
-        """The pixels of the last ``submit`` (with the same ``i420``)."""
+    def read(self, i420: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+        """The pixels of the last ``submit`` (with the same ``i420``). ``out``: a writable C-contiguous
+        (H, W, 4) uint8 array (RGBA only) the pixels are read into and that is returned (no new buffer)."""
+        if out is not None and not i420:
+            if out.shape != (self.height_px, self.width_px, 4) or out.dtype != np.uint8 \
+                    or not out.flags.c_contiguous or not out.flags.writeable:
+                raise ValueError(f"read(out=) needs a writable C-contiguous ({self.height_px}, {self.width_px}, 4) "
+                                 f"uint8 array, got {out.shape} {out.dtype}")
+            self._final.read_into(out, components=4, alignment=1)
+            return out
         if i420:
             if self._i420_fbo is None:
                 raise ValueError("I420 output needs an opaque frame with width % 2 == 0 and height % 4 == 0")

@@ -24,7 +24,7 @@ from services.render.composite import (
     background_image,
     frame_geometry,
 )
-from services.render.encode import EncodeStats, encode_frames
+from services.render.encode import EncodeStats, encode_frames, rgba_frame_array
 from services.render.face import (
     MOUTH_RGB,
     FaceRig,
@@ -58,7 +58,11 @@ _TRUNK = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 # without re-encoding). x264 "superfast" costs ~8 ms of CPU per 720p frame against ~14 ms for
 # "veryfast" (measured on this 2-core node) for ~35 % larger files at the same CRF: on a small CPU
 # node the encoder, not the rasteriser, bounds the real-time factor.
-DEFAULT_ENCODER = EncoderOptions(segment=True, preset="superfast")
+# One x264 thread per segment: ranges render in parallel (two or more at once on a node), and x264's frame
+# threads only add CPU there (720x1244 superfast: 5.9 ms of CPU a frame with 1 thread, 6.6 with 2, 7.0 with
+# 4; two 150-frame ranges side by side: ~7 % less wall and CPU with 1). The bitstream depends on the thread
+# count, which is fixed here, so output stays byte-identical across machines.
+DEFAULT_ENCODER = EncoderOptions(segment=True, preset="superfast", threads=1)
 
 
 @dataclass
@@ -292,9 +296,11 @@ class Renderer:
         return shader_uniforms(self.face, pose)
 
     def render_frames(self, seq: SkeletonSequence, start: int = 0, end: int | None = None,
-                      i420: bool = False) -> Iterator[np.ndarray]:
+                      i420: bool = False, out: Callable[[], np.ndarray] | None = None) -> Iterator[np.ndarray]:
         """Frames [start, end) of ``seq``; each is independent of which range is asked for. With ``i420``
-        (opaque output only, see ``supports_i420``) frames come as packed BT.709 I420 for the encoder."""
+        (opaque output only, see ``supports_i420``) frames come as packed BT.709 I420 for the encoder.
+        ``out`` (RGBA only): makes each frame's (H, W, 4) array, e.g. ``encode.rgba_frame_array`` so pixels land
+        in the encoder's own frame."""
         stop = len(seq.frames) if end is None or end <= 0 else min(end, len(seq.frames))
         if start < 0 or start > stop:
             raise InputError("render.frame_range", "frame range is outside the sequence",
@@ -306,7 +312,7 @@ class Renderer:
         self._submit(self._frame_inputs(seq, start), i420)
         for i in range(start, stop):
             nxt = self._frame_inputs(seq, i + 1) if i + 1 < stop else None
-            pixels = self._raster.read(i420=i420)
+            pixels = self._raster.read(i420=i420, out=out() if out is not None and not i420 else None)
             if nxt is not None:
                 # The reader may hold on to ``pixels`` (a fresh buffer per read) while the next frame draws.
                 self._submit(nxt, i420)
@@ -352,7 +358,11 @@ def render_video(rig: CharacterRig, seq: SkeletonSequence, out_path: str | pathl
         # H.264 MP4 is yuv420p: a GPU converts colours in a shader; on llvmpipe swscale from RGBA in the
         # writer thread costs less CPU than the shader pass (see Rasterizer.prefers_i420).
         i420 = r.prefers_i420 and not r.alpha and out.suffix.lower() in (".mp4", ".m4v")
-        frames = r.render_frames(seq, start, stop, i420=i420)
+        # H.264 from RGBA: the rasteriser reads each frame into the PyAV frame the writer converts (no copy).
+        direct = not i420 and not r.alpha and out.suffix.lower() in (".mp4", ".m4v", ".mov")
+        w, h = r.geometry.width_px, r.geometry.height_px
+        frames = r.render_frames(seq, start, stop, i420=i420,
+                                 out=(lambda: rgba_frame_array(w, h)) if direct else None)
         if progress is not None:
             frames = _counted(frames, stop - start, progress)
         result = encode_frames(

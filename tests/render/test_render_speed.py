@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from motion.media import EncoderOptions, VideoWriter
-from services.render.encode import encode_frames
+from services.render.encode import AVBackedFrame, encode_frames, rgba_frame_array
 from services.render.layers import RigModel
 from services.render.raster import Rasterizer
 from services.render.renderer import Renderer, RenderOptions, render_video
@@ -52,6 +52,38 @@ def test_rgba_frames_encode_to_rgb_route_bytes_with_frame_writer(tmp_path: pathl
     stats = encode_frames(iter(frames), out, 128, 96, 10, options=opts)
     assert stats.frames == 4
     assert out.read_bytes() == ref.read_bytes()
+
+
+def test_av_backed_frames_encode_to_copied_frame_bytes_with_frame_writer(tmp_path: pathlib.Path) -> None:
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 256, (96, 128, 4), dtype=np.uint8) for _ in range(4)]
+    backed = []
+    for f in frames:
+        arr = rgba_frame_array(128, 96)
+        assert isinstance(arr, AVBackedFrame) and arr.av_frame is not None  # 512-byte rows: no padding
+        arr[...] = f
+        backed.append(arr)
+    # The writer converts the PyAV frame behind the array: same pixels, so the same bytes as a copied array.
+    assert np.array_equal(backed[0].av_frame.to_ndarray(format="rgba"), frames[0])
+    opts = EncoderOptions(segment=True, preset="ultrafast")
+    a, b = tmp_path / "copied.mp4", tmp_path / "backed.mp4"
+    encode_frames(iter(frames), a, 128, 96, 10, options=opts)
+    encode_frames(iter(backed), b, 128, 96, 10, options=opts)
+    assert b.read_bytes() == a.read_bytes()
+    # A view sliced from it is not backed (its pixels are not the frame's), so it is copied as usual.
+    assert getattr(backed[0][:48], "av_frame", None) is None
+
+
+def test_raster_read_into_array_gives_read_pixels_with_out_buffer(rig, model: RigModel) -> None:  # type: ignore[no-untyped-def]
+    seq = wave_sequence(3)
+    with Renderer(rig, RenderOptions(resolution="720p", width=W_PX, height=H_PX), model=model) as r:
+        plain = [f.copy() for f in r.render_frames(seq)]
+        into = list(r.render_frames(seq, out=lambda: rgba_frame_array(W_PX, H_PX)))
+        assert all(isinstance(f, AVBackedFrame) for f in into)
+        assert all(np.array_equal(a, b) for a, b in zip(plain, into, strict=True))
+        assert int(plain[1].std()) > 0
+        with pytest.raises(ValueError, match="writable C-contiguous"):
+            r._raster.read(out=np.zeros((H_PX, W_PX, 3), dtype=np.uint8))
 
 
 def test_render_video_is_byte_identical_across_routes_runs_with_same_inputs(
