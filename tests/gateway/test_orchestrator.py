@@ -15,8 +15,18 @@ from services.gateway.orchestrator import RetryPolicy, call_with_retry, frame_ra
 
 
 def test_frame_ranges_cover_every_frame_once_with_fixed_size():
-    assert frame_ranges(40, 16) == [(0, 16), (16, 32), (32, 40)]
+    # Three ranges of at most 16 would do; an even count of equal ones keeps a pair of workers busy to the end.
+    assert frame_ranges(40, 16) == [(0, 10), (10, 20), (20, 30), (30, 40)]
+    assert frame_ranges(300, 64) == [(0, 50), (50, 100), (100, 150), (150, 200), (200, 250), (250, 300)]
+    assert frame_ranges(48, 16) == [(0, 12), (12, 24), (24, 36), (36, 48)]
+    assert frame_ranges(32, 16) == [(0, 16), (16, 32)]
     assert frame_ranges(16, 16) == [(0, 16)]
+    assert frame_ranges(3, 1) == [(0, 1), (1, 2), (2, 3)]  # never more ranges than frames
+    assert frame_ranges(0, 16) == []
+    for count, size in ((1001, 32), (7, 2), (97, 10)):
+        ranges = frame_ranges(count, size)
+        assert all(0 < e - s <= size for s, e in ranges)
+        assert max(e - s for s, e in ranges) - min(e - s for s, e in ranges) <= 1
     covered = [i for s, e in frame_ranges(1001, 32) for i in range(s, e)]
     assert covered == list(range(1001))
     with pytest.raises(InputError):
