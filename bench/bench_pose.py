@@ -1,8 +1,12 @@
 """Pose benchmark: speed of our whole-body extraction vs MediaPipe 0.10.21's legacy Holistic on the same
 1080p frames, agreement with Holistic on real videos, and PCK@0.05 on the sample kit's drawn performer.
 
+Our pipeline runs with the services' default runtime (MOTION_POSE_RUNTIME, "auto": openvino where the CPU computes
+bf16 natively, else litert); the speed section also runs litert, the reference, for comparison.
+
 MediaPipe runs only inside a throwaway venv (default /tmp/mpref, created on first use from the pinned wheel);
-it is never imported by the project. Run: `python -m bench` (all) or `python -m bench.bench_pose`.
+it is never imported by the project. Run: `python -m bench` (all; `--quick`: fewer frames and videos) or
+`python -m bench.bench_pose`.
 """
 
 from __future__ import annotations
@@ -101,16 +105,31 @@ def run_reference(py: pathlib.Path, frames: np.ndarray, workdir: pathlib.Path) -
         return {k: z[k] for k in z.files}
 
 
+def default_runtime() -> tuple[str, str]:
+    """(runtime, precision) our pipeline uses when a request names no runtime."""
+    from services.pose.service import resolve_default_runtime
+
+    name = resolve_default_runtime()
+    if name == "openvino":
+        from services.pose.runtime_openvino import resolve_precision
+
+        return name, resolve_precision()
+    return name, "f32"
+
+
 def run_ours(frames: np.ndarray, fps: float, hands: bool = True, face: bool = True,
-             num_threads: int = 1, track_rois: bool = True) -> dict[str, Any]:
-    """Our pipeline over in-memory frames through the streaming (pipelined) path; wall time in `total_s`."""
+             num_threads: int = 1, track_rois: bool = True, runtime: str | None = None) -> dict[str, Any]:
+    """Our pipeline over in-memory frames through the streaming (pipelined) path; wall time in `total_s`.
+    `runtime` None = the services' default."""
     from services.pose.pipeline import PoseExtractor, PoseOptions
 
+    runtime = runtime or default_runtime()[0]
     n = len(frames)
     body = np.full((n, 33, 4), np.nan, np.float32)
     hand_arr = np.full((n, 2, 21, 3), np.nan, np.float32)
     face_arr = np.full((n, 468, 3), np.nan, np.float32)
-    with PoseExtractor(PoseOptions(hands=hands, face=face, num_threads=num_threads, track_rois=track_rois)) as ex:
+    opts = PoseOptions(runtime=runtime, hands=hands, face=face, num_threads=num_threads, track_rois=track_rois)
+    with PoseExtractor(opts) as ex:
         list(ex.process_frames([(0, 0.0, frames[0])]))  # warm-up (XNNPACK packs weights on first use)
         ex.reset()
         t0, cpu0 = time.perf_counter(), time.process_time()
@@ -154,7 +173,7 @@ def agreement(ours: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> dict[s
     }
 
 
-def pck_on_samples(workdir: pathlib.Path, threshold: float = 0.05) -> dict[str, Any]:
+def pck_on_samples(workdir: pathlib.Path, threshold: float = 0.05, runtime: str = "litert") -> dict[str, Any]:
     """PCK@threshold of person height over the 12 limb joints on the sample kit's drawn performer."""
     from motion.samples.kit import PerformerOptions, load_ground_truth, write_performer_video
     from motion.skeleton import LIMB_JOINTS
@@ -163,7 +182,7 @@ def pck_on_samples(workdir: pathlib.Path, threshold: float = 0.05) -> dict[str, 
     video, gt_path = workdir / "performer.mp4", workdir / "performer.joints.json"
     write_performer_video(video, gt_path, PerformerOptions(duration_s=4.0, audio=False))
     gt = load_ground_truth(gt_path)
-    with PoseExtractor(PoseOptions(hands=False, face=False)) as ex:
+    with PoseExtractor(PoseOptions(runtime=runtime, hands=False, face=False)) as ex:
         seq = ex.process_video(video)
     correct = total = 0
     for i, f in enumerate(seq.frames[: len(gt)]):
@@ -180,48 +199,57 @@ def pck_on_samples(workdir: pathlib.Path, threshold: float = 0.05) -> dict[str, 
 
 def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
     data = pathlib.Path(getattr(args, "data", None) or pathlib.Path(__file__).resolve().parents[2] / "shared" / "data")
-    n_speed = int(getattr(args, "pose_frames", 0) or 90)
-    n_agree = int(getattr(args, "pose_agree_frames", 0) or 120)
-    out: dict[str, Any] = {"cpu_count": os.cpu_count()}
+    quick = bool(getattr(args, "quick", False))
+    n_speed = int(getattr(args, "pose_frames", 0) or (30 if quick else 90))
+    n_agree = int(getattr(args, "pose_agree_frames", 0) or (40 if quick else 120))
+    rounds = 1 if quick else 2
+    runtime, precision = default_runtime()
+    out: dict[str, Any] = {"cpu_count": os.cpu_count(), "runtime": runtime, "precision": precision}
     py = ensure_ref_venv()
     with tempfile.TemporaryDirectory(prefix="bench-pose-") as tmp:
         work = pathlib.Path(tmp)
         frames, fps = read_frames(data / "videos" / SPEED_VIDEO, n_speed)
-        # The machine is shared: alternate the two and keep each one's best run.
-        refs, ourss = [], []
-        for _ in range(2):
+        # The machine is shared: alternate the runs and keep each one's best.
+        refs, ourss, literts = [], [], []
+        for _ in range(rounds):
             refs.append(run_reference(py, frames, work))
-            ourss.append(run_ours(frames, fps))
+            ourss.append(run_ours(frames, fps, runtime=runtime))
+            if runtime != "litert":
+                literts.append(run_ours(frames, fps, runtime="litert"))
         ref = min(refs, key=lambda r: float(r["times"].sum()))
         ours = min(ourss, key=lambda r: float(r["total_s"]))
-        body_only = run_ours(frames, fps, hands=False, face=False)
+        litert = min(literts, key=lambda r: float(r["total_s"])) if literts else ours
+        body_only = run_ours(frames, fps, hands=False, face=False, runtime=runtime)
         # Throughput over the same in-memory frames (decode excluded on both sides).
         n = len(frames)
         mp_fps = n / float(ref["times"].sum())
         our_fps = n / float(ours["total_s"])
         out["speed_1080p"] = {
             "video": SPEED_VIDEO, "frames": n, "size": f"{frames.shape[2]}x{frames.shape[1]}",
+            "runtime": f"{runtime} ({precision})",
             "ours_whole_body_fps": round(our_fps, 2),
             "ours_body_only_fps": round(n / float(body_only["total_s"]), 2),
+            "litert_whole_body_fps": round(n / float(litert["total_s"]), 2),
             "mediapipe_holistic_fps": round(mp_fps, 2),
             "ratio": round(our_fps / mp_fps, 3),
             # CPU time per frame depends less on the other load on the machine than wall time does.
             "ours_cpu_ms_per_frame": round(1000 * float(ours["cpu_s"]) / n, 1),
+            "litert_cpu_ms_per_frame": round(1000 * float(litert["cpu_s"]) / n, 1),
             "mediapipe_cpu_ms_per_frame": round(1000 * float(ref["cpu_s"]) / n, 1),
             "load_average_1min": round(os.getloadavg()[0], 2),
             "agreement": agreement(ours, ref),
         }
         del frames
         per_video = {}
-        for name in AGREEMENT_VIDEOS:
+        for name in AGREEMENT_VIDEOS[:2] if quick else AGREEMENT_VIDEOS:
             path = data / "videos" / name
             if not path.exists():
                 continue
             frames, fps = read_frames(path, n_agree)
-            per_video[name] = agreement(run_ours(frames, fps), run_reference(py, frames, work))
+            per_video[name] = agreement(run_ours(frames, fps, runtime=runtime), run_reference(py, frames, work))
         out["agreement"] = per_video
         try:
-            out["pck_samples"] = pck_on_samples(work)
+            out["pck_samples"] = pck_on_samples(work, runtime=runtime)
         except (ImportError, AttributeError) as exc:
             out["pck_samples"] = {"skipped": f"sample kit unavailable: {exc}"}
     return out
@@ -232,4 +260,5 @@ if __name__ == "__main__":
     p.add_argument("--data", default=None)
     p.add_argument("--pose-frames", type=int, default=90)
     p.add_argument("--pose-agree-frames", type=int, default=120)
+    p.add_argument("--quick", action="store_true")
     print(json.dumps(run(p.parse_args()), indent=2))

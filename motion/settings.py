@@ -31,8 +31,9 @@ class Settings:
     # Host[:port] clients outside the cluster reach S3 at; presigned download URLs are signed for it when
     # set ("" = the internal s3_endpoint, right for loopback and in-cluster clients).
     s3_public_endpoint: str = ""
-    # Pose runtime used when a request does not name one: "litert" (CPU), "torch" or "tensorrt" (GPU nodes).
-    pose_runtime: str = "litert"
+    # Pose runtime used when a request does not name one: "auto" (openvino where the CPU computes bf16
+    # natively, else litert), "litert", "openvino" (CPU), "torch" or "tensorrt" (GPU nodes).
+    pose_runtime: str = "auto"
     # gRPC / metrics.
     bind_host: str = "127.0.0.1"
     grpc_port: int = 0

@@ -26,15 +26,15 @@ from motion.v1 import common_pb2 as motion_dot_v1_dot_common__pb2
 from motion.v1 import skeleton_pb2 as motion_dot_v1_dot_skeleton__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmotion/v1/pose_service.proto\x12\tmotion.v1\x1a\x16motion/v1/common.proto\x1a\x18motion/v1/skeleton.proto\"\xd3\x01\n\x0bPoseOptions\x12\'\n\x07runtime\x18\x01 \x01(\x0e\x32\x16.motion.v1.PoseRuntime\x12\r\n\x05hands\x18\x02 \x01(\x08\x12\x0c\n\x04\x66\x61\x63\x65\x18\x03 \x01(\x08\x12\x11\n\tsmoothing\x18\x04 \x01(\x08\x12\x10\n\x08track_id\x18\x05 \x01(\x05\x12 \n\x18min_detection_confidence\x18\x06 \x01(\x02\x12\x1f\n\x17min_tracking_confidence\x18\x07 \x01(\x02\x12\x16\n\x0emax_duration_s\x18\x08 \x01(\x01\"c\n\x13\x45xtractVideoRequest\x12#\n\x05video\x18\x01 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12\'\n\x07options\x18\x02 \x01(\x0b\x32\x16.motion.v1.PoseOptions\"\xa9\x01\n\x14\x45xtractVideoResponse\x12&\n\x08skeleton\x18\x01 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12\x11\n\tcache_hit\x18\x02 \x01(\x08\x12\x13\n\x0b\x66rame_count\x18\x03 \x01(\x05\x12\x1a\n\x12\x66rames_with_person\x18\x04 \x01(\x05\x12%\n\x08progress\x18\x05 \x01(\x0b\x32\x13.motion.v1.Progress\"c\n\x13\x45xtractImageRequest\x12#\n\x05image\x18\x01 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12\'\n\x07options\x18\x02 \x01(\x0b\x32\x16.motion.v1.PoseOptions\"^\n\x14\x45xtractImageResponse\x12\'\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x18.motion.v1.SkeletonFrame\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05*w\n\x0bPoseRuntime\x12\x1c\n\x18POSE_RUNTIME_UNSPECIFIED\x10\x00\x12\x17\n\x13POSE_RUNTIME_LITERT\x10\x01\x12\x16\n\x12POSE_RUNTIME_TORCH\x10\x02\x12\x19\n\x15POSE_RUNTIME_TENSORRT\x10\x03\x32\x88\x02\n\x0bPoseService\x12O\n\x0c\x45xtractVideo\x12\x1e.motion.v1.ExtractVideoRequest\x1a\x1f.motion.v1.ExtractVideoResponse\x12W\n\x12StreamExtractVideo\x12\x1e.motion.v1.ExtractVideoRequest\x1a\x1f.motion.v1.ExtractVideoResponse0\x01\x12O\n\x0c\x45xtractImage\x12\x1e.motion.v1.ExtractImageRequest\x1a\x1f.motion.v1.ExtractImageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmotion/v1/pose_service.proto\x12\tmotion.v1\x1a\x16motion/v1/common.proto\x1a\x18motion/v1/skeleton.proto\"\xd3\x01\n\x0bPoseOptions\x12\'\n\x07runtime\x18\x01 \x01(\x0e\x32\x16.motion.v1.PoseRuntime\x12\r\n\x05hands\x18\x02 \x01(\x08\x12\x0c\n\x04\x66\x61\x63\x65\x18\x03 \x01(\x08\x12\x11\n\tsmoothing\x18\x04 \x01(\x08\x12\x10\n\x08track_id\x18\x05 \x01(\x05\x12 \n\x18min_detection_confidence\x18\x06 \x01(\x02\x12\x1f\n\x17min_tracking_confidence\x18\x07 \x01(\x02\x12\x16\n\x0emax_duration_s\x18\x08 \x01(\x01\"c\n\x13\x45xtractVideoRequest\x12#\n\x05video\x18\x01 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12\'\n\x07options\x18\x02 \x01(\x0b\x32\x16.motion.v1.PoseOptions\"\xa9\x01\n\x14\x45xtractVideoResponse\x12&\n\x08skeleton\x18\x01 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12\x11\n\tcache_hit\x18\x02 \x01(\x08\x12\x13\n\x0b\x66rame_count\x18\x03 \x01(\x05\x12\x1a\n\x12\x66rames_with_person\x18\x04 \x01(\x05\x12%\n\x08progress\x18\x05 \x01(\x0b\x32\x13.motion.v1.Progress\"c\n\x13\x45xtractImageRequest\x12#\n\x05image\x18\x01 \x01(\x0b\x32\x14.motion.v1.ObjectRef\x12\'\n\x07options\x18\x02 \x01(\x0b\x32\x16.motion.v1.PoseOptions\"^\n\x14\x45xtractImageResponse\x12\'\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x18.motion.v1.SkeletonFrame\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05*\x92\x01\n\x0bPoseRuntime\x12\x1c\n\x18POSE_RUNTIME_UNSPECIFIED\x10\x00\x12\x17\n\x13POSE_RUNTIME_LITERT\x10\x01\x12\x16\n\x12POSE_RUNTIME_TORCH\x10\x02\x12\x19\n\x15POSE_RUNTIME_TENSORRT\x10\x03\x12\x19\n\x15POSE_RUNTIME_OPENVINO\x10\x04\x32\x88\x02\n\x0bPoseService\x12O\n\x0c\x45xtractVideo\x12\x1e.motion.v1.ExtractVideoRequest\x1a\x1f.motion.v1.ExtractVideoResponse\x12W\n\x12StreamExtractVideo\x12\x1e.motion.v1.ExtractVideoRequest\x1a\x1f.motion.v1.ExtractVideoResponse0\x01\x12O\n\x0c\x45xtractImage\x12\x1e.motion.v1.ExtractImageRequest\x1a\x1f.motion.v1.ExtractImageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'motion.v1.pose_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_POSERUNTIME']._serialized_start=777
-  _globals['_POSERUNTIME']._serialized_end=896
+  _globals['_POSERUNTIME']._serialized_start=778
+  _globals['_POSERUNTIME']._serialized_end=924
   _globals['_POSEOPTIONS']._serialized_start=94
   _globals['_POSEOPTIONS']._serialized_end=305
   _globals['_EXTRACTVIDEOREQUEST']._serialized_start=307
@@ -45,6 +45,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXTRACTIMAGEREQUEST']._serialized_end=679
   _globals['_EXTRACTIMAGERESPONSE']._serialized_start=681
   _globals['_EXTRACTIMAGERESPONSE']._serialized_end=775
-  _globals['_POSESERVICE']._serialized_start=899
-  _globals['_POSESERVICE']._serialized_end=1163
+  _globals['_POSESERVICE']._serialized_start=927
+  _globals['_POSESERVICE']._serialized_end=1191
 # @@protoc_insertion_point(module_scope)

@@ -14,10 +14,12 @@ class PoseRuntime(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     POSE_RUNTIME_LITERT: _ClassVar[PoseRuntime]
     POSE_RUNTIME_TORCH: _ClassVar[PoseRuntime]
     POSE_RUNTIME_TENSORRT: _ClassVar[PoseRuntime]
+    POSE_RUNTIME_OPENVINO: _ClassVar[PoseRuntime]
 POSE_RUNTIME_UNSPECIFIED: PoseRuntime
 POSE_RUNTIME_LITERT: PoseRuntime
 POSE_RUNTIME_TORCH: PoseRuntime
 POSE_RUNTIME_TENSORRT: PoseRuntime
+POSE_RUNTIME_OPENVINO: PoseRuntime
 
 class PoseOptions(_message.Message):
     __slots__ = ("runtime", "hands", "face", "smoothing", "track_id", "min_detection_confidence", "min_tracking_confidence", "max_duration_s")

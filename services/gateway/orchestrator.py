@@ -102,7 +102,8 @@ class AnimateOptions:
     keep_original_sound: bool = True
     loop: bool = False
     track_id: int = 0
-    # "" = the pose service's default (MOTION_POSE_RUNTIME: tensorrt on GPU nodes, litert otherwise).
+    # "" = the pose service's default (MOTION_POSE_RUNTIME: tensorrt on GPU nodes; "auto" elsewhere: openvino
+    # where the CPU computes bf16 natively, else litert).
     pose_runtime: str = ""
     hands: bool = True
     face: bool = True
@@ -318,6 +319,7 @@ def pose_options_pb(opts: AnimateOptions) -> pose_service_pb2.PoseOptions:
         "litert": pose_service_pb2.POSE_RUNTIME_LITERT,
         "torch": pose_service_pb2.POSE_RUNTIME_TORCH,
         "tensorrt": pose_service_pb2.POSE_RUNTIME_TENSORRT,
+        "openvino": pose_service_pb2.POSE_RUNTIME_OPENVINO,
     }.get(opts.pose_runtime, pose_service_pb2.POSE_RUNTIME_UNSPECIFIED)
     return pose_service_pb2.PoseOptions(
         runtime=runtime, hands=opts.hands, face=opts.face, smoothing=opts.smoothing, track_id=opts.track_id,

@@ -34,8 +34,10 @@ def serve(port: int | None = None, store_url: str | None = None, model_dir: str 
     logging.basicConfig(level=settings.log_level)
     models = pathlib.Path(model_dir) if model_dir is not None else settings.models_path
     ensure_models(models)  # fail at start with the fix ("run motionctl models fetch"), not on first request
-    running = start(PoseWorker(open_store(store_url, settings), model_dir=models), settings, port, metrics_port,
-                    install_signal_handlers=True)
+    worker = PoseWorker(open_store(store_url, settings), model_dir=models)
+    log.info("pose runtime for requests naming none: %s (MOTION_POSE_RUNTIME=%s)", worker.default_runtime,
+             settings.pose_runtime)
+    running = start(worker, settings, port, metrics_port, install_signal_handlers=True)
     print(f"PoseService listening on {running.address}", flush=True)
     running.wait()
     return 0

@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pose.add_argument("--no-hands", action="store_true")
     pose.add_argument("--no-face", action="store_true")
     pose.add_argument("--no-smoothing", action="store_true")
-    pose.add_argument("--runtime", default="litert", choices=["litert", "torch", "tensorrt"])
+    pose.add_argument("--runtime", default=None, choices=["auto", "litert", "openvino", "torch", "tensorrt"],
+                      help="default $MOTION_POSE_RUNTIME or auto (openvino where the CPU has native bf16, else litert)")
     pose.add_argument("--track-id", type=int, default=0, help="0 = largest person, k = k-th from the left")
     pose.add_argument("--max-duration-s", type=float, default=0.0)
     pose.add_argument("--threads", type=int, default=1, help="inference threads per model")
@@ -72,8 +73,9 @@ def _cmd_models_verify(args: argparse.Namespace) -> int:
 def _cmd_pose(args: argparse.Namespace) -> int:
     from services.pose.overlay import OverlayWriter, draw_skeleton
     from services.pose.pipeline import PoseExtractor, PoseOptions
+    from services.pose.service import resolve_default_runtime
 
-    opts = PoseOptions(runtime=args.runtime, hands=not args.no_hands, face=not args.no_face,
+    opts = PoseOptions(runtime=resolve_default_runtime(args.runtime), hands=not args.no_hands, face=not args.no_face,
                        smoothing=not args.no_smoothing, track_id=args.track_id,
                        max_duration_s=args.max_duration_s, num_threads=args.threads)
     show = not (args.quiet or args.json) and sys.stderr.isatty()
@@ -104,7 +106,7 @@ def _cmd_pose(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - t0
     present = sum(f.present for f in seq.frames)
     result = {
-        "output": str(args.output), "overlay": str(args.overlay) if args.overlay else None,
+        "output": str(args.output), "overlay": str(args.overlay) if args.overlay else None, "runtime": opts.runtime,
         "frames": len(seq), "frames_with_person": present,
         "left_hands": sum(f.left_hand is not None for f in seq.frames),
         "right_hands": sum(f.right_hand is not None for f in seq.frames),

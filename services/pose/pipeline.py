@@ -349,6 +349,14 @@ class PoseExtractor:
     def close(self) -> None:
         for pool in self._part_pools.values():
             pool.shutdown(wait=True)
+        # Runtimes that pool compiled models (openvino) get them back now rather than when the extractor is
+        # collected, so the next extractor in this process reuses them; litert models have nothing to close.
+        models = [self._pose_det, self._pose_lm, self._face_det, self._face_lm,
+                  *self._hand_lm_side.values(), *self._recrop_side.values()]
+        for model in models:
+            close = getattr(model, "close", None)
+            if close is not None:
+                close()
 
     def _count(self, key: str) -> None:
         with self._stats_lock:

@@ -37,6 +37,7 @@ _RUNTIME_NAMES = {
     pose_service_pb2.POSE_RUNTIME_LITERT: "litert",
     pose_service_pb2.POSE_RUNTIME_TORCH: "torch",
     pose_service_pb2.POSE_RUNTIME_TENSORRT: "tensorrt",
+    pose_service_pb2.POSE_RUNTIME_OPENVINO: "openvino",
 }
 
 
@@ -60,23 +61,29 @@ def options_from_proto(msg: pose_service_pb2.PoseOptions | None, has_options: bo
 def resolve_default_runtime(name: str | None = None) -> str:
     """The runtime for requests that name none: `name`, else Settings.pose_runtime (MOTION_POSE_RUNTIME).
 
+    "auto" (the default) becomes "openvino" where the CPU computes bf16 natively, else "litert"
+    (services.pose.runtime.resolve_auto_runtime), so the options digest always names a concrete runtime.
     An unknown name is a configuration error at start. A known runtime that is not installed here (e.g.
     tensorrt on a CPU node) is only logged: requests that use it fail with FAILED_PRECONDITION naming it
     (from services.pose.runtime.get_runtime), while requests naming another runtime keep working.
     """
-    from services.pose.runtime import RUNTIME_NAMES, get_runtime
+    from services.pose.runtime import AUTO_RUNTIME, RUNTIME_NAMES, get_runtime, resolve_auto_runtime
 
     if name is None:
         from motion.settings import Settings
 
         name = Settings.from_env().pose_runtime
     name = name.strip().lower()
+    if name == AUTO_RUNTIME:
+        name = resolve_auto_runtime()
     if name not in RUNTIME_NAMES:
         raise InputError("settings.pose_runtime", "MOTION_POSE_RUNTIME names an unknown pose runtime",
-                         limit=sorted(RUNTIME_NAMES), actual=name)
+                         limit=sorted([*RUNTIME_NAMES, AUTO_RUNTIME]), actual=name)
     if name != "litert":
         try:
             get_runtime(name)
+        except InputError:
+            raise  # a configuration error (e.g. MOTION_OPENVINO_PRECISION): fail at start, not per request
         except MotionError as exc:
             log.error("default pose runtime %r is unavailable here: %s", name, exc.message)
     return name

@@ -87,13 +87,15 @@ def complete_joints(joints: dict[str, tuple[float, float]]) -> dict[str, np.ndar
     return out
 
 
+_BODY_NAMES = tuple((lm.name.lower(), int(lm)) for lm in BodyLandmark)  # per frame, enum iteration is slow
+
+
 def frame_joints(frame: SkeletonFrame) -> dict[str, np.ndarray]:
     """Target joints of one retargeted frame (character pixels)."""
     if frame.body is None:
         return {}
     body = np.asarray(frame.body, dtype=np.float64)
-    joints = {lm.name.lower(): body[int(lm), :2] for lm in BodyLandmark}
-    out = complete_joints({k: (float(v[0]), float(v[1])) for k, v in joints.items()})
+    out = complete_joints({name: (float(body[i, 0]), float(body[i, 1])) for name, i in _BODY_NAMES})
     # The hand's own landmarks give its orientation more reliably than the body's index/pinky points.
     for side, hand in (("left", frame.left_hand), ("right", frame.right_hand)):
         if hand is not None and hand.landmarks is not None and float(hand.score) > 0.3:

@@ -125,3 +125,17 @@ def test_serve_config_valid_with_ray_schema(repo_root: pathlib.Path):
             assert d.max_ongoing_requests > 5
     assert names["render"].deployments[0].ray_actor_options.num_gpus == 1
     assert 0 < names["pose"].deployments[0].ray_actor_options.num_gpus < 1
+
+
+def test_pose_options_pb_names_every_runtime_with_known_names():
+    from motion.v1 import pose_service_pb2
+    from services.gateway.orchestrator import AnimateOptions, pose_options_pb
+    from services.pose.runtime import RUNTIME_NAMES
+
+    for name in RUNTIME_NAMES:
+        if name == "auto":
+            continue
+        msg = pose_options_pb(AnimateOptions(pose_runtime=name))
+        assert msg.runtime != pose_service_pb2.POSE_RUNTIME_UNSPECIFIED, name
+        assert pose_service_pb2.PoseRuntime.Name(msg.runtime) == f"POSE_RUNTIME_{name.upper()}"
+    assert pose_options_pb(AnimateOptions()).runtime == pose_service_pb2.POSE_RUNTIME_UNSPECIFIED

@@ -39,7 +39,7 @@ so the Ray autoscaler grows exactly the group whose queue is long.
   "ray_actor_options" $actor }}
 {{- $envVars := dict }}
 {{- if and (eq $name "pose") $v.gpu.enabled }}
-{{- /* Pose runtime on GPU nodes (torch or tensorrt); the CPU default is litert. */}}
+{{- /* Pose runtime on GPU nodes (torch or tensorrt); CPU pods keep the default, auto (openvino with native bf16, else litert). */}}
 {{- $_ := set $envVars "MOTION_POSE_RUNTIME" $a.runtime }}
 {{- end }}
 {{- $app := dict
