@@ -261,23 +261,67 @@ def create_context() -> moderngl.Context:
 
 
 @functools.cache
-def _gl_flush() -> Any:
-    """glFlush through EGL (moderngl has only finish), or None where it cannot be found."""
+def _gl_proc(name: str, *argtypes: Any) -> Any:
+    """A GL entry point through EGL (a ctypes function taking ``argtypes``), or None where it cannot be
+    found. ctypes releases the GIL for the call."""
     try:
         lib = ctypes.CDLL(ctypes.util.find_library("EGL") or "libEGL.so.1")
         get = lib.eglGetProcAddress
         get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
-        addr = get(b"glFlush")
+        addr = get(name.encode())
     except (OSError, AttributeError):
         return None
-    return ctypes.CFUNCTYPE(None)(addr) if addr else None
+    return ctypes.CFUNCTYPE(None, *argtypes)(addr) if addr else None
 
 
 def _flush() -> None:
-    """Hands the queued frame to the driver without waiting for it."""
-    fn = _gl_flush()
+    """Hands the queued frame to the driver without waiting for it (moderngl has only finish)."""
+    fn = _gl_proc("glFlush")
     if fn is not None:
         fn()
+
+
+_GL_PACK_ALIGNMENT, _GL_PIXEL_PACK_BUFFER, _GL_RGBA, _GL_UNSIGNED_BYTE = 0x0D05, 0x88EB, 0x1908, 0x1401
+_GL_COLOR_ATTACHMENT0 = 0x8CE0
+_U, _I = ctypes.c_uint, ctypes.c_int
+
+
+_GL_READ_FRAMEBUFFER, _GL_DRAW_FRAMEBUFFER, _GL_COLOR_BUFFER_BIT, _GL_NEAREST = 0x8CA8, 0x8CA9, 0x4000, 0x2600
+
+
+def _blit_nogil(dst: moderngl.Framebuffer, src: moderngl.Framebuffer, width_px: int, height_px: int) -> bool:
+    """``ctx.copy_framebuffer(dst, src)`` for single-attachment framebuffers of one size, through ctypes: on
+    llvmpipe the copy (and its wait for the previous frame's use of the target) runs in the calling thread,
+    and moderngl holds the GIL for it (the next largest GIL holder after the readback). The caller binds a
+    framebuffer through moderngl afterwards (GL_FRAMEBUFFER), as copy_framebuffer would restore it."""
+    bind = _gl_proc("glBindFramebuffer", _U, _U)
+    blit = _gl_proc("glBlitFramebuffer", _I, _I, _I, _I, _I, _I, _I, _I, _U, _U)
+    if bind is None or blit is None:
+        return False
+    bind(_GL_READ_FRAMEBUFFER, src.glo)
+    bind(_GL_DRAW_FRAMEBUFFER, dst.glo)
+    blit(0, 0, width_px, height_px, 0, 0, width_px, height_px, _GL_COLOR_BUFFER_BIT, _GL_NEAREST)
+    return True
+
+
+def _read_rgba_nogil(fbo: moderngl.Framebuffer, out: np.ndarray) -> bool:
+    """glReadPixels of ``fbo``'s first colour attachment into ``out`` (H, W, 4) through ctypes, so the wait for
+    the frame and the copy (~2 ms a 720p frame on llvmpipe) run without the GIL: moderngl's read holds it, the
+    largest GIL holder of a render (py-spy --gil), stalling the other range's thread and the encoders. The
+    same call and state as moderngl's read (pack alignment 1, no pack buffer), so the same bytes. False when
+    the entry points are missing (then the caller reads through moderngl)."""
+    read = _gl_proc("glReadPixels", _I, _I, _I, _I, _U, _U, ctypes.c_void_p)
+    store = _gl_proc("glPixelStorei", _U, _I)
+    bind = _gl_proc("glBindBuffer", _U, _U)
+    source = _gl_proc("glReadBuffer", _U)
+    if read is None or store is None or bind is None or source is None:
+        return False
+    fbo.use()  # moderngl binds it (and tracks the binding)
+    source(_GL_COLOR_ATTACHMENT0)
+    bind(_GL_PIXEL_PACK_BUFFER, 0)
+    store(_GL_PACK_ALIGNMENT, 1)
+    read(0, 0, out.shape[1], out.shape[0], _GL_RGBA, _GL_UNSIGNED_BYTE, out.ctypes.data)
+    return True
 
 
 def downscale_textures(textures: np.ndarray, scale: float) -> np.ndarray:
@@ -495,7 +539,8 @@ class Rasterizer:
                     or not out.flags.c_contiguous or not out.flags.writeable:
                 raise ValueError(f"read(out=) needs a writable C-contiguous ({self.height_px}, {self.width_px}, 4) "
                                  f"uint8 array, got {out.shape} {out.dtype}")
-            self._final.read_into(out, components=4, alignment=1)
+            if not _read_rgba_nogil(self._final, out):
+                self._final.read_into(out, components=4, alignment=1)
             return out
         if i420:
             if self._i420_fbo is None:
@@ -515,7 +560,8 @@ class Rasterizer:
         self._index.write(idx.tobytes())
         multisampled = self._msaa is not self._resolved
         if self._bg_fbo is not None and not multisampled:
-            ctx.copy_framebuffer(self._msaa, self._bg_fbo)
+            if not _blit_nogil(self._msaa, self._bg_fbo, self.width_px, self.height_px):
+                ctx.copy_framebuffer(self._msaa, self._bg_fbo)
             self._msaa.use()
         else:
             self._msaa.use()
