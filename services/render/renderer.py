@@ -7,6 +7,8 @@ to exactly the pixels of a full render; that is what lets a job be split over se
 from __future__ import annotations
 
 import pathlib
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -138,6 +140,27 @@ def depth_states(seq: SkeletonSequence, parts: list[Part]) -> np.ndarray:
     return keys
 
 
+_STATES_LOCK = threading.Lock()
+_STATES: dict[tuple[int, tuple[int, ...]], tuple[weakref.ref[SkeletonSequence], int, list[int], np.ndarray]] = {}
+
+
+def _sequence_states(seq: SkeletonSequence, parts: list[Part]) -> tuple[list[int], np.ndarray]:
+    """``source_frames`` and ``depth_states`` of a sequence, computed once per sequence object and layer set:
+    every range of a job builds a Renderer and would redo both over the whole sequence (~30 ms of GIL-held
+    Python a range for 300 frames). Entries die with their sequence (weak reference)."""
+    key = (id(seq), tuple(int(p) for p in parts))
+    with _STATES_LOCK:
+        hit = _STATES.get(key)
+        if hit is not None and hit[0]() is seq and hit[1] == len(seq.frames):
+            return hit[2], hit[3]
+    src, depth = source_frames(seq), depth_states(seq, parts)
+    with _STATES_LOCK:
+        for k in [k for k, v in _STATES.items() if v[0]() is None]:
+            del _STATES[k]
+        _STATES[key] = (weakref.ref(seq), len(seq.frames), src, depth)
+    return src, depth
+
+
 @dataclass
 class _FrameInputs:
     positions_px: np.ndarray
@@ -225,8 +248,7 @@ class Renderer:
     def _prepare(self, seq: SkeletonSequence) -> None:
         key = id(seq)
         if self._cache_key != key or len(self._src) != len(seq.frames):
-            self._src = source_frames(seq)
-            self._depth = depth_states(seq, self.parts)
+            self._src, self._depth = _sequence_states(seq, self.parts)
             self._cache_key = key
 
     def deformed_vertices(self, frame: SkeletonFrame | None) -> np.ndarray:
