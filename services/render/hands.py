@@ -159,9 +159,15 @@ def target_hand(frame: SkeletonFrame | None, side: str) -> np.ndarray | None:
     return lm[:, :2]
 
 
-def posed_rest_hand(hand: HandRig, target: np.ndarray) -> np.ndarray:
-    """(21, 2) rest-space hand landmarks with the target's finger bends (palm unchanged)."""
-    delta = np.clip(_wrap(bend_angles(target) - hand.rest_bends), -MAX_BEND_RAD, MAX_BEND_RAD)
+def _bend_delta(hand: HandRig, target: np.ndarray) -> np.ndarray:
+    return np.clip(_wrap(bend_angles(target) - hand.rest_bends), -MAX_BEND_RAD, MAX_BEND_RAD)
+
+
+def posed_rest_hand(hand: HandRig, target: np.ndarray, delta: np.ndarray | None = None) -> np.ndarray:
+    """(21, 2) rest-space hand landmarks with the target's finger bends (palm unchanged); ``delta``: the
+    target's bends relative to the rest bends, when the caller has them already."""
+    if delta is None:
+        delta = _bend_delta(hand, target)
     out = hand.rest.copy()
     for f, chain in enumerate(FINGERS):
         turn = 0.0
@@ -176,10 +182,10 @@ def posed_rest_hand(hand: HandRig, target: np.ndarray) -> np.ndarray:
 
 def articulate(rest_vertices: np.ndarray, hand: HandRig, target: np.ndarray) -> np.ndarray:
     """Rest vertices with the hand's fingers bent to the target's bends (a new array; others unchanged)."""
-    delta = np.clip(_wrap(bend_angles(target) - hand.rest_bends), -MAX_BEND_RAD, MAX_BEND_RAD)
+    delta = _bend_delta(hand, target)
     if not np.any(np.abs(delta) > 1e-4):
         return rest_vertices
-    posed = posed_rest_hand(hand, target)
+    posed = posed_rest_hand(hand, target, delta)
     # Per bone: rotation by the accumulated bend about the bone's start, moved to the posed start.
     n_b = 15
     rot = np.zeros(n_b)
