@@ -55,11 +55,28 @@ def _cmd_models_fetch(args: argparse.Namespace) -> int:
 
     t0 = time.monotonic()
     res = fetch_models(args.model_dir, wheel=args.wheel, force=args.force)
+    warmed_s = _warm_default_runtime(res.model_dir)
     emit(args, {"model_dir": str(res.model_dir), "downloaded": res.downloaded,
-                "files": {k: str(v) for k, v in res.files.items()}, "seconds": round(time.monotonic() - t0, 2)},
+                "files": {k: str(v) for k, v in res.files.items()}, "seconds": round(time.monotonic() - t0, 2),
+                "openvino_cache_s": warmed_s},
          f"models {'fetched into' if res.downloaded else 'already present and verified in'} {res.model_dir} "
-         f"({len(res.files)} files)")
+         f"({len(res.files)} files)" + (f"; OpenVINO compile cache warm ({warmed_s:.1f} s)" if warmed_s else ""))
     return 0
+
+
+def _warm_default_runtime(model_dir: pathlib.Path) -> float | None:
+    """Where the default pose runtime is openvino, compiles every graph once so its blob cache (under the
+    model dir) is filled at install time: the first `animate` then loads in ~0.4 s instead of ~1.8 s.
+    Returns the seconds it took, or None when the default runtime is another one."""
+    from services.pose.pipeline import PoseExtractor, PoseOptions
+    from services.pose.service import resolve_default_runtime
+
+    if resolve_default_runtime() != "openvino":
+        return None
+    t0 = time.monotonic()
+    with PoseExtractor(PoseOptions(runtime="openvino"), model_dir=model_dir):
+        pass
+    return round(time.monotonic() - t0, 2)
 
 
 def _cmd_models_verify(args: argparse.Namespace) -> int:

@@ -365,3 +365,25 @@ def test_compiled_model_has_unpinned_single_stream_settings_with_requested_threa
         assert str(compiled.get_property("PERFORMANCE_HINT")).endswith("LATENCY")
         want = "bfloat16" if precision == "bf16" else "float32"
         assert want in str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+
+
+def test_models_fetch_warms_compile_cache_with_openvino_default(
+    pose_models: dict[str, pathlib.Path], tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shutil
+
+    from services.pose.cli import _warm_default_runtime
+
+    src = next(iter(pose_models.values())).parent
+    for f in src.iterdir():
+        if f.is_file():
+            shutil.copy(f, tmp_path / f.name)
+    monkeypatch.setattr(ov_runtime, "DEFAULT_POOL", ov_runtime.ModelPool())  # a fresh process: nothing compiled
+    monkeypatch.setenv("MOTION_POSE_RUNTIME", "litert")
+    assert _warm_default_runtime(tmp_path) is None
+    assert not (tmp_path / ov_runtime.CACHE_SUBDIR).exists()
+    monkeypatch.setenv("MOTION_POSE_RUNTIME", "openvino")
+    seconds = _warm_default_runtime(tmp_path)
+    assert seconds is not None and seconds > 0
+    blobs = list((tmp_path / ov_runtime.CACHE_SUBDIR).glob("*.blob"))
+    assert len(blobs) >= len(PIPELINE_GRAPHS)  # every graph the pipeline loads, compiled once
