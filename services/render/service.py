@@ -18,6 +18,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -76,6 +77,32 @@ class RenderWorker:
         self._rig_cache_size = rig_cache_size
         # Parsed skeletons by key (content-addressed, so immutable): a job's ranges share one parse.
         self._sequences: OrderedDict[str, SkeletonSequence] = OrderedDict()
+        # One load per key at a time: a job's first ranges start together, and two threads parsing the same
+        # skeleton (~0.1 s of GIL-bound Python each) or building the same model only wait on each other.
+        self._loading: dict[tuple[str, str], threading.Lock] = {}
+
+    def _cached(self, cache: OrderedDict[str, Any], kind: str, key: str, load: Callable[[], Any]) -> Any:
+        with self._models_lock:
+            hit = cache.get(key)
+            if hit is not None:
+                cache.move_to_end(key)
+                return hit
+            gate = self._loading.setdefault((kind, key), threading.Lock())
+        with gate:
+            with self._models_lock:
+                hit = cache.get(key)
+                if hit is not None:
+                    return hit
+            try:
+                value = load()
+                with self._models_lock:
+                    cache[key] = value
+                    while len(cache) > self._rig_cache_size:
+                        cache.popitem(last=False)
+            finally:
+                with self._models_lock:
+                    self._loading.pop((kind, key), None)
+        return value
 
     # ---- rigs -----------------------------------------------------------------------------------------
     def build_rig(self, image: common_pb2.ObjectRef, joints_override: common_pb2.ObjectRef | None) -> RigResult:
@@ -116,17 +143,11 @@ class RenderWorker:
         self._rig_and_model(ref)
 
     def _rig_and_model(self, ref: common_pb2.ObjectRef) -> tuple[CharacterRig, RigModel]:
-        with self._models_lock:
-            hit = self._models.get(ref.key)
-            if hit is not None:
-                self._models.move_to_end(ref.key)
-                return hit
-        rig = CharacterRig.load(self.store, ref)
-        entry = (rig, build_rig_model(rig))
-        with self._models_lock:
-            self._models[ref.key] = entry
-            while len(self._models) > self._rig_cache_size:
-                self._models.popitem(last=False)
+        def load() -> tuple[CharacterRig, RigModel]:
+            rig = CharacterRig.load(self.store, ref)
+            return rig, build_rig_model(rig)
+
+        entry: tuple[CharacterRig, RigModel] = self._cached(self._models, "rig", ref.key, load)
         return entry
 
     # ---- segments -------------------------------------------------------------------------------------
@@ -163,16 +184,8 @@ class RenderWorker:
         return SegmentResult(ref, stop - start, False)
 
     def _sequence(self, ref: common_pb2.ObjectRef) -> SkeletonSequence:
-        with self._models_lock:
-            hit = self._sequences.get(ref.key)
-            if hit is not None:
-                self._sequences.move_to_end(ref.key)
-                return hit
-        seq = SkeletonSequence.from_bytes(self.store.get_bytes(ref))
-        with self._models_lock:
-            self._sequences[ref.key] = seq
-            while len(self._sequences) > self._rig_cache_size:
-                self._sequences.popitem(last=False)
+        seq: SkeletonSequence = self._cached(
+            self._sequences, "skeleton", ref.key, lambda: SkeletonSequence.from_bytes(self.store.get_bytes(ref)))
         return seq
 
     def _options(self, msg: render_service_pb2.RenderOptions, tmp: pathlib.Path) -> RenderOptions:

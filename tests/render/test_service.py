@@ -97,3 +97,33 @@ def test_build_rig_stores_rig_and_hits_cache_with_joints_override(server, tmp_pa
     loaded = CharacterRig.load(store, first.rig)
     assert (loaded.width, loaded.height) == (rig.width, rig.height)
     assert abs(loaded.joints["left_elbow"][0] - JOINTS["left_elbow"][0]) < 1.0
+
+
+def test_concurrent_first_ranges_parse_skeleton_once_with_two_threads(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from motion.skeleton import SkeletonSequence
+    from motion.storage import LocalStore
+    from services.render.service import RenderWorker
+    from tests.render.synthetic import wave_sequence
+
+    store = LocalStore(tmp_path / "store")
+    ref = store.put_content_addressed(wave_sequence(5).to_bytes(), "retargeted", ".pb", "application/x-protobuf")
+    parses = []
+    real = SkeletonSequence.from_bytes.__func__  # type: ignore[attr-defined]
+
+    def slow_parse(cls, data):  # type: ignore[no-untyped-def]
+        parses.append(1)
+        threading.Event().wait(0.2)  # both threads ask while the first parse is still running
+        return real(cls, data)
+
+    monkeypatch.setattr(SkeletonSequence, "from_bytes", classmethod(slow_parse))
+    worker = RenderWorker(store, max_parallel=2)
+    got: list[object] = []
+    threads = [threading.Thread(target=lambda: got.append(worker._sequence(ref))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(parses) == 1 and len(got) == 2 and got[0] is got[1]
+    assert not worker._loading  # no gate left behind
