@@ -251,8 +251,15 @@ class InProcessStages:
         self, rig: ObjectRef, skeleton: ObjectRef, opts: AnimateOptions, start: int, end: int, worker: int,
         cancel: threading.Event | None = None,
     ) -> ObjectRef:
-        res = self._render_worker().render_range(rig, skeleton, render_options_pb(opts), start, end)
+        # The worker thread keeps its Renderer for its next range (released in worker_finished).
+        res = self._render_worker().render_range(rig, skeleton, render_options_pb(opts), start, end,
+                                                 keep_renderer=True)
         return res.segment
+
+    def worker_finished(self, worker: int) -> None:
+        """Called by each render worker thread when it has no more ranges (in that thread)."""
+        if self._render is not None:
+            self._render.release_thread_renderer()
 
     def _render_worker(self) -> Any:
         # One worker per stages object: it keeps the rig models of recent characters in memory.
@@ -776,8 +783,17 @@ class Orchestrator:
                     done = frames_done
                 report("render", done, frame_count, "")
 
+        def worker_main(w: int) -> None:
+            try:
+                worker_loop(w)
+            finally:
+                # In-process stages keep per-thread render state (a GL context) between ranges.
+                finished = getattr(self.stages, "worker_finished", None)
+                if finished is not None:
+                    finished(w)
+
         # Each thread gets a copy of the caller's context so log lines keep the job id.
-        threads = [threading.Thread(target=contextvars.copy_context().run, args=(worker_loop, w),
+        threads = [threading.Thread(target=contextvars.copy_context().run, args=(worker_main, w),
                                     name=f"render-{w}", daemon=True)
                    for w in range(min(n_workers, len(ranges)))]
         for t in threads:

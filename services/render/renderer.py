@@ -6,6 +6,7 @@ to exactly the pixels of a full render; that is what lets a job be split over se
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import threading
 import weakref
@@ -359,11 +360,14 @@ def render_video(rig: CharacterRig, seq: SkeletonSequence, out_path: str | pathl
                  opts: RenderOptions | None = None, audio_from: str | pathlib.Path | None = None,
                  start: int = 0, end: int | None = None, stats: EncodeStats | None = None,
                  model: RigModel | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> pathlib.Path:
+                 progress: Callable[[int, int], None] | None = None,
+                 renderer: Renderer | None = None) -> pathlib.Path:
     """Renders frames [start, end) and encodes them (H.264 MP4; VP9+alpha WebM for ``transparent``).
 
     Audio from ``audio_from`` is cut to the same time span. A range render is a segment that
-    ``motion.media.concat_segments`` joins without re-encoding.
+    ``motion.media.concat_segments`` joins without re-encoding. ``renderer``: an open Renderer for this rig
+    and these options, created in this thread, to use instead of a new one (it is left open); a frame's
+    pixels do not depend on what the renderer drew before.
     """
     opts = opts or RenderOptions()
     out = pathlib.Path(out_path)
@@ -371,7 +375,7 @@ def render_video(rig: CharacterRig, seq: SkeletonSequence, out_path: str | pathl
     if stop <= start:
         raise InputError("render.frame_range", "nothing to render in the frame range",
                          limit=f"start < {stop}", actual=[start, end])
-    with Renderer(rig, opts, model=model) as r:
+    with contextlib.nullcontext(renderer) if renderer is not None else Renderer(rig, opts, model=model) as r:
         if r.alpha and out.suffix.lower() not in (".webm", ".mov"):
             raise InputError("output.format", "transparent output is VP9 WebM (.webm) or ProRes (.mov)",
                              limit=".webm|.mov", actual=out.suffix)

@@ -127,3 +127,40 @@ def test_concurrent_first_ranges_parse_skeleton_once_with_two_threads(tmp_path, 
         t.join()
     assert len(parses) == 1 and len(got) == 2 and got[0] is got[1]
     assert not worker._loading  # no gate left behind
+
+
+def test_kept_renderer_gives_fresh_renderer_bytes_with_consecutive_ranges(tmp_path: pathlib.Path) -> None:
+    import services.render.service as service
+
+    made: list[object] = []
+    real = service.Renderer
+
+    class Counting(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *a, **k) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(*a, **k)
+            made.append(self)
+
+    seq = wave_sequence(12)
+    opts = render_service_pb2.RenderOptions(
+        resolution=common_pb2.RESOLUTION_720P, width=240, height=360,
+        background=render_service_pb2.Background(mode=render_service_pb2.BACKGROUND_MODE_SOLID, color="#204060"))
+    segments: dict[bool, list[bytes]] = {}
+    for keep in (False, True):
+        store = open_store(f"file://{tmp_path / f'store-{keep}'}")
+        rig_ref = make_character().save(store)
+        skel_ref = store.put_bytes("skeletons/test/seq.pb", seq.to_bytes(), content_type="application/x-protobuf")
+        worker = RenderWorker(store)
+        service.Renderer = Counting  # type: ignore[misc]
+        try:
+            made.clear()
+            refs = [worker.render_range(rig_ref, skel_ref, opts, a, b, keep_renderer=keep).segment
+                    for a, b in ((0, 4), (4, 8), (8, 12))]
+            assert len(made) == (1 if keep else 0)  # kept: one Renderer for the three ranges
+            if keep:
+                assert worker._local.renderer[1] is made[0]
+                worker.release_thread_renderer()
+                assert getattr(worker._local, "renderer", None) is None
+        finally:
+            service.Renderer = real  # type: ignore[misc]
+        segments[keep] = [store.get_bytes(r) for r in refs]
+    assert segments[True] == segments[False]  # same segment bytes as a fresh Renderer per range
