@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
 
 from motion.skeleton import BodyLandmark, SkeletonFrame
 
@@ -422,11 +421,15 @@ def _angular_hinge_weights(vertices: np.ndarray, bones: Bones, raw: np.ndarray, 
     return out
 
 
-def _mesh_graph(vertices: np.ndarray, triangles: np.ndarray) -> csr_matrix:
+def _mesh_graph(vertices: np.ndarray, triangles: np.ndarray) -> Any:
     edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
     edges = np.unique(np.sort(edges, axis=1), axis=0)
     length = np.hypot(*(vertices[edges[:, 0]] - vertices[edges[:, 1]]).T) + 1e-9
     n = len(vertices)
+    # scipy is imported here, not at module level: ~0.15 s of imports a CLI run would otherwise pay before
+    # anything starts; here it loads in the rig thread, while pose runs.
+    from scipy.sparse import csr_matrix
+
     return csr_matrix((length, (edges[:, 0], edges[:, 1])), shape=(n, n))
 
 
@@ -443,6 +446,8 @@ def _geodesic_weights(vertices: np.ndarray, triangles: np.ndarray, raw: np.ndarr
     out = np.zeros_like(raw)
     has = raw.max(axis=1) > 0
     owner = np.where(has, np.argmax(raw, axis=1), -1)
+    from scipy.sparse.csgraph import dijkstra
+
     graph = _mesh_graph(vertices, triangles)
     for b in range(n_b):
         src = np.nonzero(owner == b)[0]
