@@ -218,7 +218,11 @@ def contact_sheet(frames: list[np.ndarray], columns: int = 4, cell_h_px: int = 3
             img = (img[..., :3] * a + checker * (1 - a)).astype(np.uint8)
         cell = cv2.resize(np.ascontiguousarray(img[..., :3]), (cw, cell_h_px), interpolation=cv2.INTER_AREA)
         if labels is not None:
-            cv2.putText(cell, labels[i], (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 2, cv2.LINE_AA)
+            # Dark text on a light halo. The halo is the same thin text drawn at one-pixel offsets: OpenCV
+            # advances each glyph by more for thicker strokes, so a thick halo drifted off the thin text.
+            for dx, dy in ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)):
+                cv2.putText(cell, labels[i], (6 + dx, 20 + dy), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1,
+                            cv2.LINE_AA)
             cv2.putText(cell, labels[i], (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
         cells.append(cell)
     rows = math.ceil(len(cells) / columns)

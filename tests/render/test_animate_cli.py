@@ -119,3 +119,19 @@ def test_animate_reports_rule_with_bad_background(kit, tmp_path: pathlib.Path,  
                "-o", str(tmp_path / "x.mp4"), "--joints", str(kit.character_joints), "--background", "plaid"])
     assert rc == 2
     assert "render.background" in capsys.readouterr().err
+
+
+def test_contact_sheet_label_halo_hugs_text_with_long_label() -> None:
+    import numpy as np
+
+    from services.render.animate import contact_sheet
+
+    frame = np.full((720, 480, 3), 120, np.uint8)
+    sheet = contact_sheet([frame], labels=["#299 10.0s"])
+    box = sheet[:30, :160].astype(int)
+    dark_cols = np.nonzero((box.max(axis=2) < 50).any(axis=0))[0]
+    light_cols = np.nonzero((box.min(axis=2) > 220).any(axis=0))[0]
+    assert len(dark_cols) > 40  # the text is there
+    # The light halo surrounds the dark text; it does not run on past it (a thicker stroke advances further).
+    assert abs(int(light_cols.max()) - int(dark_cols.max())) <= 2
+    assert abs(int(light_cols.min()) - int(dark_cols.min())) <= 2
