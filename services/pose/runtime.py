@@ -59,6 +59,18 @@ class Runtime(Protocol):
     def load(self, model_path: pathlib.Path, unused_outputs: Collection[str] = ()) -> Model: ...
 
 
+def batch_input(inputs: np.ndarray, name: str, input_shape: tuple[int, ...]) -> np.ndarray:
+    """``inputs`` as a C-contiguous float32 NHWC batch (one HWC crop gets a batch axis), checked against the
+    model's ``input_shape`` (every runtime's ``run`` starts with this)."""
+    x = np.ascontiguousarray(inputs, dtype=np.float32)
+    if x.ndim == 3:
+        x = x[None]
+    if x.shape[1:] != input_shape[1:]:
+        raise InputError("pose.tensor_shape", f"{name} expects {input_shape[1:]}",
+                         limit=input_shape[1:], actual=x.shape[1:])
+    return x
+
+
 def _natural_key(name: str) -> tuple[str, int]:
     m = re.match(r"^(.*?)(?:_(\d+))?(?::\d+)?$", name)
     if m is None:
@@ -161,12 +173,7 @@ class LiteRTModel:
     _lock: threading.Lock
 
     def run(self, inputs: np.ndarray) -> list[np.ndarray]:
-        x = np.ascontiguousarray(inputs, dtype=np.float32)
-        if x.ndim == 3:
-            x = x[None]
-        if x.shape[1:] != self.input_shape[1:]:
-            raise InputError("pose.tensor_shape", f"{self.name} expects {self.input_shape[1:]}",
-                             limit=self.input_shape[1:], actual=x.shape[1:])
+        x = batch_input(inputs, self.name, self.input_shape)
         interp = self._interpreter
         # The interpreter is not re-entrant; invoke() releases the GIL so different models run in parallel.
         with self._lock:

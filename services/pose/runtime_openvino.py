@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from motion.errors import FailedPreconditionError, InputError, ModelError
-from services.pose.runtime import _natural_key, prune_tflite_outputs
+from services.pose.runtime import _natural_key, batch_input, prune_tflite_outputs
 
 log = logging.getLogger("motion.pose.openvino")
 
@@ -269,12 +269,7 @@ class OpenVINOModel:
         self._finalizer = weakref.finalize(self, pool.release, graph)
 
     def run(self, inputs: np.ndarray) -> list[np.ndarray]:
-        x = np.ascontiguousarray(inputs, dtype=np.float32)
-        if x.ndim == 3:
-            x = x[None]
-        if x.shape[1:] != self.input_shape[1:]:
-            raise InputError("pose.tensor_shape", f"{self.name} expects {self.input_shape[1:]}",
-                             limit=self.input_shape[1:], actual=x.shape[1:])
+        x = batch_input(inputs, self.name, self.input_shape)
         with self._lock:
             graph = self._graph
             if graph is None:

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from motion.errors import InputError, ModelError
+from motion.errors import ModelError
 from motion.storage.atomic import atomic_write_bytes
+from services.pose.runtime import batch_input
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +101,7 @@ class TensorRTModel:
 
     def run(self, inputs: np.ndarray) -> list[np.ndarray]:
         torch = self._torch
-        x = np.ascontiguousarray(inputs, dtype=np.float32)
-        if x.ndim == 3:
-            x = x[None]
-        if x.shape[1:] != self.input_shape[1:]:
-            raise InputError("pose.tensor_shape", f"{self.name} expects {self.input_shape[1:]}",
-                             limit=self.input_shape[1:], actual=x.shape[1:])
+        x = batch_input(inputs, self.name, self.input_shape)
         chunks: list[list[np.ndarray]] = []
         with self._lock:
             for start in range(0, len(x), self.max_batch):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from motion.errors import FailedPreconditionError, InputError
+from motion.errors import FailedPreconditionError
 
 try:
     import torch
@@ -22,7 +22,7 @@ except ImportError as exc:
     # get_runtime turns this into "runtime 'torch' is not available here".
     raise ImportError("the torch pose runtime needs torch (pip install torch==2.13.0)") from exc
 
-from services.pose.runtime import _natural_key
+from services.pose.runtime import _natural_key, batch_input
 from services.pose.tflite_import import TFLiteModule, import_tflite
 
 DEFAULT_MAX_BATCH = 64  # frames per forward pass: bounds activation memory (pose_landmark ~40 MB/frame fp32)
@@ -66,12 +66,7 @@ class TorchModel:
         return [outs[k] for k in self._order]
 
     def run(self, inputs: np.ndarray) -> list[np.ndarray]:
-        x = np.ascontiguousarray(inputs, dtype=np.float32)
-        if x.ndim == 3:
-            x = x[None]
-        if x.shape[1:] != self.input_shape[1:]:
-            raise InputError("pose.tensor_shape", f"{self.name} expects {self.input_shape[1:]}",
-                             limit=self.input_shape[1:], actual=x.shape[1:])
+        x = batch_input(inputs, self.name, self.input_shape)
         chunks: list[list[np.ndarray]] = []
         for start in range(0, len(x), self.max_batch):
             outs = self.run_tensor(torch.from_numpy(x[start:start + self.max_batch]))
