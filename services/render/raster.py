@@ -283,10 +283,8 @@ def _flush() -> None:
 
 _GL_PACK_ALIGNMENT, _GL_PIXEL_PACK_BUFFER, _GL_RGBA, _GL_UNSIGNED_BYTE = 0x0D05, 0x88EB, 0x1908, 0x1401
 _GL_COLOR_ATTACHMENT0 = 0x8CE0
-_U, _I = ctypes.c_uint, ctypes.c_int
-
-
 _GL_READ_FRAMEBUFFER, _GL_DRAW_FRAMEBUFFER, _GL_COLOR_BUFFER_BIT, _GL_NEAREST = 0x8CA8, 0x8CA9, 0x4000, 0x2600
+_U, _I = ctypes.c_uint, ctypes.c_int
 
 
 def _blit_nogil(dst: moderngl.Framebuffer, src: moderngl.Framebuffer, width_px: int, height_px: int) -> bool:
@@ -533,22 +531,21 @@ class Rasterizer:
 
     def read(self, i420: bool = False, out: np.ndarray | None = None) -> np.ndarray:
         """The pixels of the last ``submit`` (with the same ``i420``). ``out``: a writable C-contiguous
-        (H, W, 4) uint8 array (RGBA only) the pixels are read into and that is returned (no new buffer)."""
-        if out is not None and not i420:
-            if out.shape != (self.height_px, self.width_px, 4) or out.dtype != np.uint8 \
-                    or not out.flags.c_contiguous or not out.flags.writeable:
-                raise ValueError(f"read(out=) needs a writable C-contiguous ({self.height_px}, {self.width_px}, 4) "
-                                 f"uint8 array, got {out.shape} {out.dtype}")
-            if not _read_rgba_nogil(self._final, out):
-                self._final.read_into(out, components=4, alignment=1)
-            return out
+        (H, W, 4) uint8 array (RGBA only) the pixels are read into and that is returned (else a new one)."""
         if i420:
             if self._i420_fbo is None:
                 raise ValueError("I420 output needs an opaque frame with width % 2 == 0 and height % 4 == 0")
             data = self._i420_fbo.read(components=4 if self._i420_packed else 1, alignment=1)
             return np.frombuffer(data, dtype=np.uint8).reshape(self.height_px * 3 // 2, self.width_px)
-        data = self._final.read(components=4, alignment=1)
-        return np.frombuffer(data, dtype=np.uint8).reshape(self.height_px, self.width_px, 4)
+        if out is None:
+            out = np.empty((self.height_px, self.width_px, 4), dtype=np.uint8)
+        elif out.shape != (self.height_px, self.width_px, 4) or out.dtype != np.uint8 \
+                or not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError(f"read(out=) needs a writable C-contiguous ({self.height_px}, {self.width_px}, 4) "
+                             f"uint8 array, got {out.shape} {out.dtype}")
+        if not _read_rgba_nogil(self._final, out):
+            self._final.read_into(out, components=4, alignment=1)
+        return out
 
     def _compose(self, positions_px: np.ndarray, indices: np.ndarray,
                  outline_indices: np.ndarray | None = None, face_span: tuple[int, int] | None = None) -> None:
