@@ -104,13 +104,14 @@ def source_frames(seq: SkeletonSequence) -> list[int]:
     return out
 
 
-def depth_states(seq: SkeletonSequence, parts: list[Part]) -> np.ndarray:
+def depth_states(seq: SkeletonSequence, parts: list[Part], src: list[int] | None = None) -> np.ndarray:
     """(T, n_parts) depth keys per frame: 1 = behind the torso, -1 = in front, 0 = the torso.
 
     Computed over the whole sequence with hysteresis, so it is the same whichever range is rendered.
     """
     idx = _name_index()
-    src = source_frames(seq)
+    if src is None:
+        src = source_frames(seq)
     keys = np.zeros((len(seq.frames), len(parts)), dtype=np.float64)
     behind = {p: False for p in parts}
     for t in range(len(seq.frames)):
@@ -154,7 +155,8 @@ def _sequence_states(seq: SkeletonSequence, parts: list[Part]) -> tuple[list[int
         hit = _STATES.get(key)
         if hit is not None and hit[0]() is seq and hit[1] == len(seq.frames):
             return hit[2], hit[3]
-    src, depth = source_frames(seq), depth_states(seq, parts)
+    src = source_frames(seq)
+    depth = depth_states(seq, parts, src)
     with _STATES_LOCK:
         for k in [k for k, v in _STATES.items() if v[0]() is None]:
             del _STATES[k]
