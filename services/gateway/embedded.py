@@ -105,10 +105,12 @@ def run_embedded(
     # Two ranges render at once even on two cores: one range's encoder thread and its rasteriser do not keep
     # both cores busy alone (~1.5 cores), two do (~10 % less wall for the render stage, measured on 2 cores).
     workers = min(4, max(2, (os.cpu_count() or 2) // 2))
-    orchestrator = Orchestrator(InProcessStages(store, model_dir=model_dir or settings.model_dir, workers=workers),
-                                store)
-    run = orchestrator.run(image_ref, video_ref, opts, progress=report, cancel=cancel,
-                           output_path=pathlib.Path(out))
+    stages = InProcessStages(store, model_dir=model_dir or settings.model_dir, workers=workers, render_threads=True)
+    try:
+        run = Orchestrator(stages, store).run(image_ref, video_ref, opts, progress=report, cancel=cancel,
+                                              output_path=pathlib.Path(out))
+    finally:
+        stages.close()
     # The stages' own durations where they ran (the rig is built while pose runs); progress marks otherwise.
     stage_s.update(run.stage_s)
     return EmbeddedResult(output=pathlib.Path(out), run=run, store=store, rig_key=run.rig.key,

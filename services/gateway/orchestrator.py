@@ -204,11 +204,18 @@ class Stages(Protocol):
 class InProcessStages:
     """Calls the domain code directly; used by `motionctl animate` (local-directory store)."""
 
-    def __init__(self, store: Any, *, model_dir: pathlib.Path | None = None, workers: int = 1) -> None:
+    def __init__(self, store: Any, *, model_dir: pathlib.Path | None = None, workers: int = 1,
+                 render_threads: bool = False) -> None:
+        """``render_threads``: ranges render on this object's own threads, one per worker, which open their
+        Renderer in ``prepare_render`` (while the job retargets) and keep it across ranges; for one job at a
+        time (`motionctl animate`), not for a gateway running several jobs on one stages object."""
         self.store = store
         self.model_dir = model_dir
         self._workers = max(1, workers)
         self._render: Any = None
+        self._threads: list[concurrent.futures.ThreadPoolExecutor] | None = (
+            [concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"render-{w}")
+             for w in range(self._workers)] if render_threads else None)
 
     def render_workers(self) -> int:
         return self._workers
@@ -247,19 +254,51 @@ class InProcessStages:
         return RetargetResult(skeleton=out.skeleton, frame_count=out.frame_count, trimmed_s=out.trimmed_s,
                               warnings=list(out.warnings))
 
+    def prepare_render(self, rig: ObjectRef, opts: AnimateOptions) -> None:
+        """With ``render_threads``: each render thread opens its Renderer for this rig and these options now
+        (a GL context, textures and shaders: ~0.1-0.3 s before a first frame), while the caller retargets
+        on another core. A failure here is left to the first range, which makes the same call and reports it."""
+        if self._threads is None:
+            return
+        worker, options = self._render_worker(), render_options_pb(opts)
+        for pool in self._threads:
+            pool.submit(contextvars.copy_context().run, worker.prepare_thread_renderer, rig, options)
+
     def render_range(
         self, rig: ObjectRef, skeleton: ObjectRef, opts: AnimateOptions, start: int, end: int, worker: int,
         cancel: threading.Event | None = None,
     ) -> ObjectRef:
-        # The worker thread keeps its Renderer for its next range (released in worker_finished).
+        if self._threads is not None:
+            pool = self._threads[worker % len(self._threads)]
+            return pool.submit(contextvars.copy_context().run, self._render_here, rig, skeleton, opts, start,
+                               end).result()
+        return self._render_here(rig, skeleton, opts, start, end)
+
+    def _render_here(self, rig: ObjectRef, skeleton: ObjectRef, opts: AnimateOptions, start: int,
+                     end: int) -> ObjectRef:
+        # This thread keeps its Renderer for its next range (released in worker_finished).
         res = self._render_worker().render_range(rig, skeleton, render_options_pb(opts), start, end,
                                                  keep_renderer=True)
-        return res.segment
+        segment: ObjectRef = res.segment
+        return segment
 
     def worker_finished(self, worker: int) -> None:
-        """Called by each render worker thread when it has no more ranges (in that thread)."""
-        if self._render is not None:
+        """Called by each orchestrator render thread when it has no more ranges (in that thread): the thread
+        that rendered them lets its Renderer go."""
+        if self._render is None:
+            return
+        if self._threads is not None:
+            self._threads[worker % len(self._threads)].submit(self._render.release_thread_renderer).result()
+        else:
             self._render.release_thread_renderer()
+
+    def close(self) -> None:
+        """Lets the render threads' Renderers go and stops the threads (``render_threads`` only)."""
+        threads, self._threads = self._threads, None
+        for pool in threads or ():
+            if self._render is not None:
+                pool.submit(self._render.release_thread_renderer)
+            pool.shutdown(wait=True)
 
     def _render_worker(self) -> Any:
         # One worker per stages object: it keeps the rig models of recent characters in memory.
@@ -628,6 +667,15 @@ class Orchestrator:
             pool.shutdown(wait=False)
         else:
             metrics.CACHE_HITS.labels("rig").inc()
+        # Stages that render on their own threads open their renderers as soon as the rig exists, while pose
+        # (and the retarget after it) still run: ~0.1-0.3 s of GL setup off the path to the first frame.
+        prepare = getattr(self.stages, "prepare_render", None)
+        if prepare is not None:
+            if rig_future is None:
+                prepare(rig, opts)
+            else:
+                rig_future.add_done_callback(
+                    lambda f: None if f.cancelled() or f.exception() is not None else prepare(f.result().rig, opts))
 
         report("pose", 0, 1, "")
         skel_key = self.skeleton_cache_key(video_sha, opts)

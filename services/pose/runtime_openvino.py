@@ -290,6 +290,8 @@ class OpenVINOModel:
 
 class OpenVINORuntime:
     name = "openvino"
+    # Loads may run in parallel threads: the pool is locked and compile_model releases the GIL.
+    parallel_load = True
 
     def __init__(self, num_threads: int = 1, precision: str | None = None, pool: ModelPool | None = None) -> None:
         if precision is not None and precision not in PRECISIONS:

@@ -195,6 +195,16 @@ class RenderWorker:
             ref = self.store.put_file(key, out, content_type="video/webm" if transparent else "video/mp4")
         return SegmentResult(ref, stop - start, False)
 
+    def prepare_thread_renderer(self, rig_ref: common_pb2.ObjectRef,
+                                options: render_service_pb2.RenderOptions) -> None:
+        """Opens this thread's kept Renderer (see ``render_range(keep_renderer=True)``) for a rig and options
+        before the thread's first range, so a caller can make it while it still has other work to do."""
+        with tempfile.TemporaryDirectory(prefix="render-") as tmp:
+            opts = self._options(options, pathlib.Path(tmp))
+            rig, model = self._rig_and_model(rig_ref)
+            with self._slots:
+                self._thread_renderer(rig_ref.key, options, rig, opts, model)
+
     def _thread_renderer(self, rig_key: str, options: render_service_pb2.RenderOptions, rig: CharacterRig,
                          opts: RenderOptions, model: RigModel) -> Renderer:
         key = (rig_key, options.SerializeToString(deterministic=True))

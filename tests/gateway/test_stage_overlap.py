@@ -19,10 +19,11 @@ from services.gateway.orchestrator import AnimateOptions, InProcessStages, Orche
 class _Recording(InProcessStages):
     """The real in-process stages, timestamping when pose and rig run."""
 
-    def __init__(self, store: Any) -> None:
-        super().__init__(store)
+    def __init__(self, store: Any, **kwargs: Any) -> None:
+        super().__init__(store, **kwargs)
         self.spans: dict[str, tuple[float, float]] = {}
         self.threads: dict[str, str] = {}
+        self.first_range_s = float("inf")
 
     def extract_pose(self, video: ObjectRef, opts: AnimateOptions, progress: Any = None) -> ObjectRef:
         t0 = time.monotonic()
@@ -39,6 +40,11 @@ class _Recording(InProcessStages):
         finally:
             self.spans["rig"] = (t0, time.monotonic())
             self.threads["rig"] = threading.current_thread().name
+
+    def render_range(self, rig: ObjectRef, skeleton: ObjectRef, opts: AnimateOptions, start: int, end: int,
+                     worker: int, cancel: threading.Event | None = None) -> ObjectRef:
+        self.first_range_s = min(self.first_range_s, time.monotonic())
+        return super().render_range(rig, skeleton, opts, start, end, worker, cancel)
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +79,48 @@ def test_pose_error_wins_over_rig_with_unreadable_video(kit: Any, tmp_path: path
     with pytest.raises(MotionError) as info:
         Orchestrator(InProcessStages(store), store).run(image, video, AnimateOptions(width=240, height=360))
     assert getattr(info.value, "rule", "") == "video.corrupt"
+
+
+def test_render_threads_open_renderers_before_first_range_with_same_video(
+        kit: Any, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import services.render.service as service
+
+    made: list[tuple[float, str]] = []
+    closed: list[str] = []
+    real = service.Renderer
+
+    class Counting(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *a: Any, **k: Any) -> None:
+            super().__init__(*a, **k)
+            made.append((time.monotonic(), threading.current_thread().name))
+
+        def close(self) -> None:
+            closed.append(threading.current_thread().name)
+            super().close()
+
+    monkeypatch.setattr(service, "Renderer", Counting)
+    videos: dict[bool, bytes] = {}
+    for own_threads in (False, True):
+        store = open_store(f"file://{tmp_path / f'store-{own_threads}'}")
+        image = store.put_content_addressed(pathlib.Path(kit.character_png).read_bytes(), "uploads", ".png",
+                                            "image/png")
+        video = store.put_content_addressed(pathlib.Path(kit.performer_mp4).read_bytes(), "uploads", ".mp4",
+                                            "video/mp4")
+        stages = _Recording(store, workers=2, render_threads=own_threads)
+        made.clear()
+        closed.clear()
+        out = tmp_path / f"out-{own_threads}.mp4"
+        try:
+            Orchestrator(stages, store).run(image, video, AnimateOptions(width=240, height=360, frames_per_range=8),
+                                            output_path=out)
+        finally:
+            stages.close()
+        videos[own_threads] = out.read_bytes()
+        # One Renderer per render thread, each closed by the thread that made it, whichever way they run.
+        assert len(made) == 2 and len({name for _, name in made}) == 2
+        assert sorted(closed) == sorted(name for _, name in made)
+        if own_threads:
+            # Opened once the rig was ready (in a real run pose is still going then), before any range was
+            # asked for.
+            assert all(stages.spans["rig"][1] <= t < stages.first_range_s for t, _ in made), (made, stages.spans)
+    assert videos[True] == videos[False]

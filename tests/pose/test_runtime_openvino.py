@@ -387,3 +387,33 @@ def test_models_fetch_warms_compile_cache_with_openvino_default(
     assert seconds is not None and seconds > 0
     blobs = list((tmp_path / ov_runtime.CACHE_SUBDIR).glob("*.blob"))
     assert len(blobs) >= len(PIPELINE_GRAPHS)  # every graph the pipeline loads, compiled once
+
+
+def test_extractor_loads_models_on_two_threads_with_openvino_and_in_caller_with_litert(
+    pose_models: dict[str, pathlib.Path],
+) -> None:
+    import threading
+
+    from services.pose.pipeline import _load_models
+
+    class Watched:
+        """A real runtime; records the thread each load ran on."""
+
+        def __init__(self, rt: object) -> None:
+            self.rt, self.threads = rt, []
+            self.parallel_load = getattr(rt, "parallel_load", False)
+
+        def load(self, path: pathlib.Path, unused_outputs: tuple[str, ...] = ()) -> object:
+            self.threads.append(threading.current_thread().name)
+            return self.rt.load(path, unused_outputs=unused_outputs)  # type: ignore[attr-defined]
+
+    wanted = {"pose_lm": ("pose_landmark_full", (POSE_LM_SEGMENTATION,)), "hand_l": ("hand_landmark_full", ()),
+              "hand_r": ("hand_landmark_full", ()), "recrop": ("hand_recrop", ()), "face": ("face_landmark", ())}
+    ov = Watched(ov_runtime.OpenVINORuntime(num_threads=1, pool=ov_runtime.ModelPool()))
+    got = _load_models(ov, pose_models, wanted)
+    assert set(got) == set(wanted) and got["hand_l"]._graph is not got["hand_r"]._graph  # type: ignore[attr-defined]
+    assert {t.rsplit("_", 1)[0] for t in ov.threads} == {"pose-load"} and len(set(ov.threads)) == 2
+    assert got["pose_lm"].output_names != got["hand_l"].output_names  # each key got its own graph
+    lite = Watched(LiteRTRuntime(num_threads=1))
+    assert set(_load_models(lite, pose_models, wanted)) == set(wanted)
+    assert set(lite.threads) == {threading.current_thread().name}  # not known to be thread-safe: in turn
