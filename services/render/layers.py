@@ -292,6 +292,120 @@ def background_pockets(rig: CharacterRig, labels: np.ndarray, bones: Bones,
     return pocket, out
 
 
+# Forearm colour reclaim (photos): pixels beyond this fraction of the arm's radius from the forearm bone are
+# compared with the forearm's core (nearer than CORE) and with the torso/legs beside it, in bins along the
+# bone; a pixel whose colour is within RATIO of the neighbours' distance to them goes back to the torso.
+RECLAIM_CORE = 0.35
+RECLAIM_BAND = 0.5
+RECLAIM_NEIGHBOUR_REACH = 2.0
+RECLAIM_BINS = 6
+RECLAIM_RATIO = 0.6
+RECLAIM_MIN_CONTRAST = 20.0  # Lab: core and neighbours this different, or nothing is decided by colour
+RECLAIM_MIN_PX = 12
+RECLAIM_CORE_PERCENTILE = 75.0
+RECLAIM_DOMINANT_CONTRAST = 30.0  # Lab: the neighbours' typical colour this far from the core's, or no test
+RECLAIM_SPREAD = 1.5
+
+
+def _centroids(colours: np.ndarray, k: int = 3, rounds: int = 8) -> np.ndarray:
+    """A few representative colours (k-means in Lab, started from lightness quantiles: deterministic)."""
+    order = np.argsort(colours[:, 0], kind="stable")
+    centres = colours[order[((np.arange(k) + 0.5) * len(order) / k).astype(np.int64)]].copy()
+    for _ in range(rounds):
+        nearest = np.argmin(np.linalg.norm(colours[:, None, :] - centres[None], axis=2), axis=1)
+        for j in range(k):
+            if np.any(nearest == j):
+                centres[j] = colours[nearest == j].mean(axis=0)
+    return centres
+
+
+def _along_bone(pts: np.ndarray, a0: np.ndarray, a1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position along the bone a0 -> a1, 0..1 between the ends; distance to the segment) per point."""
+    ab = a1 - a0
+    t = ((pts - a0) @ ab) / max(float(ab @ ab), 1e-12)
+    return t, np.hypot(*(pts - (a0 + np.clip(t, 0.0, 1.0)[:, None] * ab)).T)
+
+
+def reclaim_forearm_flank(texture_rgb: np.ndarray, labels: np.ndarray, bones: Bones,
+                          radius: dict[Part, float]) -> np.ndarray:
+    """Labels with the shirt flank an arm's claim took beside a bare forearm given back to the torso.
+
+    A forearm hanging against the body claims the pixels within its reach, and the shirt's flank between the
+    skin and the torso's bones is within it: when the arm swung out, that strip hung from the forearm as a
+    dark scrap. Where the forearm's core (skin, a sleeve) differs in colour from the torso and legs beside
+    it, band pixels coloured like those neighbours go back to the torso. Compared bin by bin along the bone,
+    so a rolled-up cuff of the shirt's fabric at the elbow stays with the arm. (Hands are left as they are:
+    a hand in a pocket has no colour of its own to compare with, and cutting the pocket out of it left holes.)
+    """
+    out = labels.copy()
+    lab = cv2.cvtColor(np.ascontiguousarray(texture_rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
+    body = (labels == int(Part.TORSO)) | (labels == int(Part.LEFT_LEG)) | (labels == int(Part.RIGHT_LEG))
+    h, w = labels.shape
+    for b, spec in enumerate(bones.specs):
+        if not spec.name.endswith("_forearm"):
+            continue
+        r = radius[spec.part]
+        a0, a1 = bones.rest_parent[b], bones.rest_child[b]
+        reach = RECLAIM_NEIGHBOUR_REACH * r
+        x0, x1 = max(0, int(min(a0[0], a1[0]) - reach)), min(w, int(max(a0[0], a1[0]) + reach) + 1)
+        y0, y1 = max(0, int(min(a0[1], a1[1]) - reach)), min(h, int(max(a0[1], a1[1]) + reach) + 1)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        pts = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float64)
+        t_flat, d_flat = _along_bone(pts, a0, a1)
+        t, d = t_flat.reshape(yy.shape), d_flat.reshape(yy.shape)
+        other = np.full(yy.shape, np.inf)  # distance to the arm's other bones (upper arm, hand)
+        for c, spec_c in enumerate(bones.specs):
+            if spec_c.part == spec.part and c != b:
+                other = np.minimum(other, _along_bone(pts, bones.rest_parent[c], bones.rest_child[c])[1]
+                                   .reshape(yy.shape))
+        own = out[y0:y1, x0:x1] == int(spec.part)
+        mine = own & (t >= 0.0) & (t <= 1.0) & (d <= other)
+        core = mine & (d <= RECLAIM_CORE * r)
+        band = mine & (d > RECLAIM_BAND * r)
+        beside = body[y0:y1, x0:x1] & (t >= 0.0) & (t <= 1.0) & (d <= reach)
+        bins = np.minimum((np.clip(t, 0.0, 1.0) * RECLAIM_BINS).astype(np.int64), RECLAIM_BINS - 1)
+        colours = lab[y0:y1, x0:x1]
+        give = np.zeros(yy.shape, dtype=bool)
+        for k in range(RECLAIM_BINS):
+            cand, ref, nb = band & (bins == k), core & (bins == k), beside & (bins == k)
+            if ref.sum() < RECLAIM_MIN_PX or nb.sum() < RECLAIM_MIN_PX or not cand.any():
+                continue
+            c_ref = np.median(colours[ref], axis=0)
+            if float(np.linalg.norm(np.median(colours[nb], axis=0) - c_ref)) < RECLAIM_DOMINANT_CONTRAST:
+                continue  # a sleeve of the torso's own fabric: only its shadows would differ
+            # Neighbour colours like the arm's own say nothing.
+            n_ref = _centroids(colours[nb])
+            n_ref = n_ref[np.linalg.norm(n_ref - c_ref, axis=1) >= RECLAIM_MIN_CONTRAST]
+            if not len(n_ref):
+                continue
+            px = colours[cand]
+            to_n = np.linalg.norm(px[:, None, :] - n_ref[None], axis=2).min(axis=1)
+            to_c = np.linalg.norm(px - c_ref, axis=1)
+            # A pixel must also be unlike the core itself (beyond its usual spread: folds, shading, hair).
+            spread = float(np.percentile(np.linalg.norm(colours[ref] - c_ref, axis=1), RECLAIM_CORE_PERCENTILE))
+            give[cand] = (to_n < RECLAIM_RATIO * to_c) & (to_c > max(RECLAIM_SPREAD * spread, RECLAIM_MIN_CONTRAST))
+        # Only what is attached to the torso or legs: a dark patch inside the arm (a watch strap, a shadow)
+        # is the arm's.
+        give_u8 = cv2.morphologyEx(give.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        _, comp = cv2.connectedComponents(give_u8, connectivity=8)
+        touch = cv2.dilate(body[y0:y1, x0:x1].astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        keep = np.unique(comp[(give_u8 > 0) & touch])
+        keep = keep[keep > 0]
+        if not len(keep):
+            continue
+        win = out[y0:y1, x0:x1]
+        win[np.isin(comp, keep)] = int(Part.TORSO)
+        # Flank pixels the colour test left between reclaimed ones are now islands cut off from the arm:
+        # they follow the torso too, instead of flying with the arm as specks.
+        n, arm = cv2.connectedComponents((win == int(spec.part)).astype(np.uint8), connectivity=8)
+        if n > 2:
+            held = np.unique(arm[core & (arm > 0)])
+            win[(arm > 0) & ~np.isin(arm, held) & mine] = int(Part.TORSO)
+    return out
+
+
 # The trunk band reaches this fraction of the spine below the hip line (a shirt's hem, hands in pockets).
 TRUNK_HULL_BELOW_HIPS = 0.15
 
@@ -384,6 +498,9 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
     alpha_src = tex[..., 3]
     torso_pocket = np.zeros((h, w), dtype=bool)
     if not line_art and rig.mask_source == "threshold":
+        # A photo on a plain wall: shirt flank beside a bare forearm goes back to the torso. (Not on busy
+        # photos or illustrations: folds of a same-fabric sleeve, glow and hair passed the colour test there.)
+        labels = reclaim_forearm_flank(rig.texture_rgba[..., :3], labels, bones, radius)
         # Only on a plain wall is the hole-filled background a reliable colour to compare with.
         pocket, labels = background_pockets(rig, labels, bones, height_px)
         if pocket.any():
