@@ -260,3 +260,24 @@ def test_cli_character_writes_rig_files_with_drawing(shared_data: pathlib.Path, 
     rc = main(["character", str(shared_data / "drawings" / "char4_texture.png"), "--joints",
                str(tmp_path / "missing.json"), "-o", str(out), "--quiet"])
     assert rc == 2
+
+
+def test_border_background_fraction_equals_full_image_lab_with_noise_and_wall() -> None:
+    # Only the border strips are converted to Lab: the fraction must be what the whole image's Lab gives.
+    from services.render.character.mask import MaskOptions, border_background_fraction
+
+    rng = np.random.default_rng(3)
+    for wall in (False, True):
+        rgb = rng.integers(0, 256, (240, 170, 3), dtype=np.uint8)
+        if wall:
+            rgb[:, :] = (236, 232, 225)
+            rgb[60:200, 40:130] = rng.integers(0, 256, (140, 90, 3), dtype=np.uint8)
+            rgb[:3, :20] = (20, 20, 20)  # a few dark border pixels
+        lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+        b = max(2, 170 // 100)
+        border = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3), lab[:, :b].reshape(-1, 3),
+                                 lab[:, -b:].reshape(-1, 3)])
+        want = float((np.linalg.norm(border - np.median(border, axis=0), axis=1)
+                      < MaskOptions().border_uniform_max).mean())
+        got = border_background_fraction(rgb, MaskOptions())
+        assert got == want and (0.9 < got < 1.0 if wall else got < 0.2)

@@ -75,10 +75,11 @@ def _fill_enclosed(fg: np.ndarray) -> np.ndarray:
 
 def border_background_fraction(rgb: np.ndarray, options: MaskOptions) -> float:
     """Fraction of border pixels close (in Lab) to the border's median colour: ~1 for paper/studio walls."""
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
     b = max(2, min(rgb.shape[:2]) // 100)
-    border = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3), lab[:, :b].reshape(-1, 3),
-                             lab[:, -b:].reshape(-1, 3)])
+    # Only the border strips are converted (Lab is per pixel: the same values as converting the image).
+    strips = [rgb[:b], rgb[-b:], rgb[:, :b], rgb[:, -b:]]
+    border = np.concatenate([cv2.cvtColor(np.ascontiguousarray(s), cv2.COLOR_RGB2LAB).reshape(-1, 3)
+                             for s in strips]).astype(np.float32)
     med = np.median(border, axis=0)
     return float((np.linalg.norm(border - med, axis=1) < options.border_uniform_max).mean())
 
