@@ -3,6 +3,7 @@ start and end recorded around the real calls."""
 
 from __future__ import annotations
 
+import inspect
 import pathlib
 import threading
 import time
@@ -86,13 +87,17 @@ def test_render_threads_open_renderers_before_first_range_with_same_video(
     import services.render.service as service
 
     made: list[tuple[float, str]] = []
+    opened_by: list[str] = []
     closed: list[str] = []
     real = service.Renderer
 
     class Counting(real):  # type: ignore[misc, valid-type]
         def __init__(self, *a: Any, **k: Any) -> None:
+            started = time.monotonic()
             super().__init__(*a, **k)
-            made.append((time.monotonic(), threading.current_thread().name))
+            made.append((started, threading.current_thread().name))
+            opened_by.append(next((f.function for f in inspect.stack()
+                                   if f.function in ("prepare_thread_renderer", "render_range")), ""))
 
         def close(self) -> None:
             closed.append(threading.current_thread().name)
@@ -108,6 +113,7 @@ def test_render_threads_open_renderers_before_first_range_with_same_video(
                                             "video/mp4")
         stages = _Recording(store, workers=2, render_threads=own_threads)
         made.clear()
+        opened_by.clear()
         closed.clear()
         out = tmp_path / f"out-{own_threads}.mp4"
         try:
@@ -120,7 +126,10 @@ def test_render_threads_open_renderers_before_first_range_with_same_video(
         assert len(made) == 2 and len({name for _, name in made}) == 2
         assert sorted(closed) == sorted(name for _, name in made)
         if own_threads:
-            # Opened once the rig was ready (in a real run pose is still going then), before any range was
-            # asked for.
-            assert all(stages.spans["rig"][1] <= t < stages.first_range_s for t, _ in made), (made, stages.spans)
+            # Opened by prepare_render once the rig was ready (in a real run pose is still going then), not by
+            # the first range.
+            assert opened_by == ["prepare_thread_renderer"] * 2
+            assert all(stages.spans["rig"][1] <= t for t, _ in made), (made, stages.spans)
+        else:
+            assert opened_by == ["render_range"] * 2
     assert videos[True] == videos[False]
