@@ -3,7 +3,6 @@ plain wall), so it no longer swings out with the arm as a dark scrap."""
 
 from __future__ import annotations
 
-import hashlib
 import pathlib
 
 import cv2
@@ -11,11 +10,11 @@ import numpy as np
 import pytest
 
 import services.render.layers as layers
-from motion.rig import CharacterRig, add_derived_joints, build_bones
+from motion.rig import CharacterRig
 from services.render.character import analyse_character
 from services.render.layers import build_rig_model
 from services.render.skin import Part
-from tests.render.test_photo_layers import H_PX, JOINTS, SHIRT_RGB, SKIN_RGB, W_PX
+from tests.render.test_photo_layers import H_PX, SHIRT_RGB, SKIN_RGB, W_PX, rig_on_white_wall
 
 
 def _rig(forearm_rgb: tuple[int, int, int], mask_source: str = "threshold") -> CharacterRig:
@@ -31,13 +30,7 @@ def _rig(forearm_rgb: tuple[int, int, int], mask_source: str = "threshold") -> C
     cv2.rectangle(rgb, (50, 176), (64, 190), SKIN_RGB, -1)  # hand
     cv2.line(rgb, (132, 80), (150, 175), SHIRT_RGB, 14)
     cv2.rectangle(rgb, (78, 176), (122, 290), (60, 70, 120), -1)
-    mask = np.where(np.any(rgb != 255, axis=2), 255, 0).astype(np.uint8)
-    texture = np.dstack([rgb, mask])
-    joints = add_derived_joints(JOINTS)
-    return CharacterRig(image_sha256=hashlib.sha256(texture.tobytes()).hexdigest(), width=W_PX, height=H_PX,
-                        joints=joints, bones=build_bones(joints), mask=mask, texture_rgba=texture,
-                        background_rgb=np.full((H_PX, W_PX, 3), 255, np.uint8), height_px=270.0,
-                        mask_source=mask_source)
+    return rig_on_white_wall(rgb, np.where(np.any(rgb != 255, axis=2), 255, 0).astype(np.uint8), mask_source)
 
 
 def _shirt_in_forearm(rig: CharacterRig, labels: np.ndarray) -> int:

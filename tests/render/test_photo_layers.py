@@ -51,6 +51,11 @@ def _photo_rig(mask_source: str = "threshold") -> CharacterRig:
     mask[np.any(rgb != 255, axis=2)] = 255
     mask[89:160, GAP_X[0]:GAP_X[1] + 1] = 255  # the enclosed sliver of wall
     cv2.rectangle(rgb, (55, 120), (58, 123), (255, 255, 255), -1)  # a small white patch on the sleeve
+    return rig_on_white_wall(rgb, mask, mask_source)
+
+
+def rig_on_white_wall(rgb: np.ndarray, mask: np.ndarray, mask_source: str = "threshold") -> CharacterRig:
+    """A rig of the test figure (JOINTS) drawn as ``rgb`` with ``mask``, photographed on a white wall."""
     texture = np.dstack([rgb, mask])
     joints = add_derived_joints(JOINTS)
     return CharacterRig(image_sha256=hashlib.sha256(texture.tobytes()).hexdigest(), width=W_PX, height=H_PX,
