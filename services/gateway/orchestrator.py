@@ -175,7 +175,12 @@ class OrchestratorResult:
 
 
 class Stages(Protocol):
-    """The four stage calls; refs point into the object store shared by every stage."""
+    """The four stage calls; refs point into the object store shared by every stage.
+
+    Optional hooks, used when a stages object has them: ``prepare_render(rig, opts)`` once the rig exists
+    (InProcessStages opens its render threads' renderers then) and ``worker_finished(worker)`` from each
+    render thread when it has no more ranges.
+    """
 
     def extract_pose(self, video: ObjectRef, opts: AnimateOptions, progress: ProgressFn | None = None) -> ObjectRef:
         ...
