@@ -22,7 +22,7 @@ import numpy as np
 from motion.rig import CharacterRig
 from services.render.fill import decontaminate_edges, inpaint_rgb, keep_plausible_fill
 from services.render.mesh import Mesh, triangulate_mask
-from services.render.outline import outline_threshold
+from services.render.outline import cartoon_outline, outline_threshold
 from services.render.skin import (
     LIMB_ROOT_BONE,
     Bones,
@@ -484,6 +484,7 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
     mask = rig.mask > 0
     radius = _part_radius(bones, joints, height_px)
     line_art = outline_threshold(rig.texture_rgba, rig.mask, has_face=rig.face is not None) is not None
+    outlined = None if line_art else cartoon_outline(rig.texture_rgba, rig.mask)
     if line_art:
         radius = _measured_radius(rig.mask, bones, radius)
     head = None
@@ -556,6 +557,14 @@ def build_rig_model(rig: CharacterRig, spacing_px: float | None = None) -> RigMo
             if np.any(shoulder_fill):
                 rgb = keep_plausible_fill(tex[..., :3], rgb, shoulder_fill, known)
             alpha = np.where(covered, 255, alpha_src).astype(np.uint8)
+            if outlined is not None and np.any(covered):
+                # A cartoon's fill under the arms is outlined where it ends, like the rest of its silhouette
+                # (hidden under the arm at rest; the torso's new edge once the arm has moved away).
+                colour, width = outlined
+                depth = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 3)
+                stroke = covered & (depth <= width)
+                rgb = np.array(rgb, copy=True)
+                rgb[stroke] = colour
             if wing is not None:
                 region &= wing > 0
                 alpha = np.clip(alpha.astype(np.float32) * wing + 0.5, 0, 255).astype(np.uint8)
