@@ -212,8 +212,9 @@ class InProcessStages:
     def __init__(self, store: Any, *, model_dir: pathlib.Path | None = None, workers: int = 1,
                  render_threads: bool = False) -> None:
         """``render_threads``: ranges render on this object's own threads, one per worker, which open their
-        Renderer in ``prepare_render`` (while the job retargets) and keep it across ranges; for one job at a
-        time (`motionctl animate`), not for a gateway running several jobs on one stages object."""
+        Renderer in ``prepare_render`` (as soon as the rig exists, while pose still runs) and keep it across
+        ranges; for one job at a time (`motionctl animate`), not for a gateway running several jobs on one
+        stages object."""
         self.store = store
         self.model_dir = model_dir
         self._workers = max(1, workers)
@@ -261,8 +262,9 @@ class InProcessStages:
 
     def prepare_render(self, rig: ObjectRef, opts: AnimateOptions) -> None:
         """With ``render_threads``: each render thread opens its Renderer for this rig and these options now
-        (a GL context, textures and shaders: ~0.1-0.3 s before a first frame), while the caller retargets
-        on another core. A failure here is left to the first range, which makes the same call and reports it."""
+        (a GL context, textures and shaders: ~0.1-0.3 s before a first frame), while the job's pose and
+        retarget stages still run. A failure here is left to the first range, which makes the same call and
+        reports it."""
         if self._threads is None:
             return
         worker, options = self._render_worker(), render_options_pb(opts)

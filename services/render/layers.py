@@ -338,7 +338,6 @@ def reclaim_forearm_flank(texture_rgb: np.ndarray, labels: np.ndarray, bones: Bo
     a hand in a pocket has no colour of its own to compare with, and cutting the pocket out of it left holes.)
     """
     out = labels.copy()
-    lab = cv2.cvtColor(np.ascontiguousarray(texture_rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
     body = (labels == int(Part.TORSO)) | (labels == int(Part.LEFT_LEG)) | (labels == int(Part.RIGHT_LEG))
     h, w = labels.shape
     for b, spec in enumerate(bones.specs):
@@ -366,7 +365,8 @@ def reclaim_forearm_flank(texture_rgb: np.ndarray, labels: np.ndarray, bones: Bo
         band = mine & (d > RECLAIM_BAND * r)
         beside = body[y0:y1, x0:x1] & (t >= 0.0) & (t <= 1.0) & (d <= reach)
         bins = np.minimum((np.clip(t, 0.0, 1.0) * RECLAIM_BINS).astype(np.int64), RECLAIM_BINS - 1)
-        colours = lab[y0:y1, x0:x1]
+        # Lab of the forearm's window only (per pixel: the same values as converting the whole image).
+        colours = cv2.cvtColor(np.ascontiguousarray(texture_rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2LAB).astype(np.float32)
         give = np.zeros(yy.shape, dtype=bool)
         for k in range(RECLAIM_BINS):
             cand, ref, nb = band & (bins == k), core & (bins == k), beside & (bins == k)
