@@ -319,13 +319,6 @@ def _centroids(colours: np.ndarray, k: int = 3, rounds: int = 8) -> np.ndarray:
     return centres
 
 
-def _along_bone(pts: np.ndarray, a0: np.ndarray, a1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(position along the bone a0 -> a1, 0..1 between the ends; distance to the segment) per point."""
-    ab = a1 - a0
-    t = ((pts - a0) @ ab) / max(float(ab @ ab), 1e-12)
-    return t, np.hypot(*(pts - (a0 + np.clip(t, 0.0, 1.0)[:, None] * ab)).T)
-
-
 def reclaim_forearm_flank(texture_rgb: np.ndarray, labels: np.ndarray, bones: Bones,
                           radius: dict[Part, float]) -> np.ndarray:
     """Labels with the shirt flank an arm's claim took beside a bare forearm given back to the torso.
@@ -352,12 +345,13 @@ def reclaim_forearm_flank(texture_rgb: np.ndarray, labels: np.ndarray, bones: Bo
             continue
         yy, xx = np.mgrid[y0:y1, x0:x1]
         pts = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float64)
-        t_flat, d_flat = _along_bone(pts, a0, a1)
-        t, d = t_flat.reshape(yy.shape), d_flat.reshape(yy.shape)
+        ab = a1 - a0
+        t = (((pts - a0) @ ab) / max(float(ab @ ab), 1e-12)).reshape(yy.shape)  # 0..1 from elbow to wrist
+        d = segment_distance(pts, a0, a1).reshape(yy.shape)
         other = np.full(yy.shape, np.inf)  # distance to the arm's other bones (upper arm, hand)
         for c, spec_c in enumerate(bones.specs):
             if spec_c.part == spec.part and c != b:
-                other = np.minimum(other, _along_bone(pts, bones.rest_parent[c], bones.rest_child[c])[1]
+                other = np.minimum(other, segment_distance(pts, bones.rest_parent[c], bones.rest_child[c])
                                    .reshape(yy.shape))
         own = out[y0:y1, x0:x1] == int(spec.part)
         mine = own & (t >= 0.0) & (t <= 1.0) & (d <= other)

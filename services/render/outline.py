@@ -30,6 +30,18 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(rgb[..., :3].astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], np.float32) / 255.0)
 
 
+def _strokes(texture_rgba: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """(luma, stroke threshold, stroke pixels): strokes sit well below the fill (paper) brightness."""
+    luma = _luma(texture_rgba)
+    threshold = min(0.72 * float(np.median(luma[inside])), 0.5)
+    return luma, threshold, inside & (luma < threshold)
+
+
+def _edge_reach_px(shape: tuple[int, ...]) -> int:
+    """EDGE_REACH of the image's long side in pixels (odd, at least 5): a kernel size."""
+    return max(5, int(round(EDGE_REACH * max(shape[:2])))) | 1
+
+
 def outline_threshold(texture_rgba: np.ndarray, mask: np.ndarray, has_face: bool = False) -> float | None:
     """The stroke luma threshold when the character is line art (dark strokes on flat lighter fills),
     else None. A character the face mesh was detected on (``has_face``) is a photo."""
@@ -39,18 +51,14 @@ def outline_threshold(texture_rgba: np.ndarray, mask: np.ndarray, has_face: bool
     n = int(inside.sum())
     if n < 100:
         return None
-    luma = _luma(texture_rgba)
-    fill = float(np.median(luma[inside]))
-    # Strokes sit well below the fill (paper) brightness.
-    threshold = min(0.72 * fill, 0.5)
-    dark = inside & (luma < threshold)
+    luma, threshold, dark = _strokes(texture_rgba, inside)
     frac = float(dark.sum()) / n
     if not (MIN_DARK_FRACTION <= frac <= MAX_DARK_FRACTION):
         return None
     if float(luma[inside & ~dark].std()) > MAX_FILL_STD:
         return None
     # Strokes may sit a few pixels inside the cut-out's edge (a paper margin): look that far inward.
-    size = max(5, int(round(EDGE_REACH * max(mask.shape[:2])))) | 1
+    size = _edge_reach_px(mask.shape)
     near_stroke = cv2.dilate(dark.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))) > 0
     solid = (mask > 0).astype(np.uint8)
     edge = (solid > 0) & ~(cv2.erode(solid, np.ones((3, 3), np.uint8)) > 0)
@@ -77,10 +85,8 @@ def cartoon_outline(texture_rgba: np.ndarray, mask: np.ndarray) -> tuple[np.ndar
     inside = mask > 0
     if int(inside.sum()) < 100:
         return None
-    luma = _luma(texture_rgba)
-    fill = float(np.median(luma[inside]))
-    dark = inside & (luma < min(0.72 * fill, 0.5))
-    size = max(5, int(round(EDGE_REACH * max(mask.shape[:2])))) | 1
+    _, _, dark = _strokes(texture_rgba, inside)
+    size = _edge_reach_px(mask.shape)
     depth = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3)
     band = inside & (depth <= size / 2)
     ring = inside & (depth > 1.5 * size) & (depth <= 3.0 * size)
